@@ -1,0 +1,49 @@
+# The course in two commands:   make start   (set up + open JupyterLab)
+#                               make test    (unit tests + every notebook, quick profile)
+PYTHON ?= python3
+VENV   ?= .venv
+PY     := $(VENV)/bin/python
+
+# One data root for every dataset and weight file. A prepared offline copy beside the
+# checkout (../shared/course-data: CI, classrooms) is used as it is; otherwise ~/.cache/tlcourse.
+export TLCOURSE_DATA ?= $(if $(wildcard ../shared/course-data/README.md),$(abspath ../shared/course-data),$(HOME)/.cache/tlcourse)
+# glibc's default allocator hands freed training buffers back to the OS and maps them again
+# every step; on small CPUs that made PyTorch training several times slower at random.
+export MALLOC_MMAP_MAX_ ?= 0
+export MALLOC_TRIM_THRESHOLD_ ?= 17179869184
+ROOT_FLAG := $(shell [ "$$(id -u)" = 0 ] && echo --allow-root)
+
+.PHONY: start install data lab test test-unit test-notebooks benchmark clean
+
+start: install data lab
+
+install: $(VENV)/.installed
+$(VENV)/.installed: requirements.txt pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install -r requirements.txt -e .
+	touch $@
+
+data: install
+	$(PY) data_scripts/fetch_data.py --all --weights auto
+
+lab: install
+	TLCOURSE_BACKBONE=$$($(PY) -m tlcourse.backbones) \
+	$(PY) -m jupyter lab --notebook-dir=notebooks $(ROOT_FLAG) $(LAB_ARGS)
+
+test: install
+	TLCOURSE_PROFILE=$${TLCOURSE_PROFILE:-quick} TLCOURSE_BACKBONE=$$($(PY) -m tlcourse.backbones) \
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+test-unit: install
+	$(PY) -m pytest tlcourse tests $(PYTEST_ARGS)
+
+test-notebooks: install
+	TLCOURSE_PROFILE=$${TLCOURSE_PROFILE:-quick} TLCOURSE_BACKBONE=$$($(PY) -m tlcourse.backbones) \
+	$(PY) -m pytest notebooks $(PYTEST_ARGS)
+
+benchmark: install
+	TLCOURSE_BACKBONE=$$($(PY) -m tlcourse.backbones) $(PY) benchmarks/run.py $(BENCH_ARGS)
+
+clean:
+	rm -rf $(VENV) .pytest_cache

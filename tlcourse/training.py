@@ -1,0 +1,266 @@
+"""The course's fit loop: train and val phases, history, best checkpoint, resume.
+
+One loop serves every lesson. It records loss and accuracy per epoch,
+shows a ``tqdm.auto`` progress bar, steps an LR scheduler, stops early when
+val accuracy stops improving, keeps the best weights, and writes a resumable
+checkpoint after every epoch so an interrupted run (Ctrl-C, the stop button,
+a closed laptop) continues where it stopped with the same result.
+
+Example:
+    >>> import torch
+    >>> from torch.utils.data import DataLoader, TensorDataset
+    >>> seed_everything(0)
+    >>> x = torch.randn(64, 4); y = (x[:, 0] > 0).long()
+    >>> loader = DataLoader(TensorDataset(x, y), batch_size=16)
+    >>> model = torch.nn.Linear(4, 2)
+    >>> opt = torch.optim.SGD(model.parameters(), lr=0.5)
+    >>> h = fit(model, loader, loader, opt, epochs=5, progress=False)
+    >>> h.best_val_acc > 0.8
+    True
+"""
+from __future__ import annotations
+
+import copy
+import os
+import random
+import time
+from contextlib import nullcontext
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Iterable
+
+import numpy as np
+import torch
+from torch import nn
+from tqdm.auto import tqdm
+
+from .errors import CourseError
+
+
+# --------------------------------------------------------------------------- set-up
+def seed_everything(seed: int = 0) -> None:
+    """Seed Python, NumPy and PyTorch so that CPU runs repeat exactly."""
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+def pick_device(prefer: str | None = None) -> torch.device:
+    """CUDA if present, then Apple's MPS, else the CPU (``TLCOURSE_DEVICE`` overrides)."""
+    prefer = prefer or os.environ.get("TLCOURSE_DEVICE")
+    if prefer:
+        return torch.device(prefer)
+    if torch.cuda.is_available():
+        return torch.device("cuda")
+    if getattr(torch.backends, "mps", None) and torch.backends.mps.is_available():
+        return torch.device("mps")
+    return torch.device("cpu")
+
+
+def autocast(device: torch.device):
+    """Mixed precision where it pays (CUDA, bfloat16: no loss scaling needed), else nothing."""
+    if device.type == "cuda":
+        return torch.autocast("cuda", dtype=torch.bfloat16)
+    return nullcontext()
+
+
+# --------------------------------------------------------------------------- history
+@dataclass
+class History:
+    """Per-epoch metrics of one run; ``best_*`` refer to the best val accuracy."""
+
+    train_loss: list[float] = field(default_factory=list)
+    train_acc: list[float] = field(default_factory=list)
+    val_loss: list[float] = field(default_factory=list)
+    val_acc: list[float] = field(default_factory=list)
+    lr: list[float] = field(default_factory=list)
+    epoch_time: list[float] = field(default_factory=list)
+    best_epoch: int = -1
+    best_val_acc: float = 0.0
+    stopped_early: bool = False
+
+    @property
+    def epochs(self) -> int:
+        return len(self.train_loss)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+# --------------------------------------------------------------------------- batches
+def _to(batch: Any, device: torch.device) -> Any:
+    if isinstance(batch, torch.Tensor):
+        return batch.to(device, non_blocking=True)
+    if isinstance(batch, dict):
+        return {k: _to(v, device) for k, v in batch.items()}
+    if isinstance(batch, (list, tuple)):
+        return type(batch)(_to(v, device) for v in batch)
+    return batch
+
+
+def split_batch(batch: Any) -> tuple[Any, torch.Tensor]:
+    """``(inputs, labels)`` from an ``(x, y)`` pair or a dict with a ``labels`` key."""
+    if isinstance(batch, dict):
+        inputs = {k: v for k, v in batch.items() if k != "labels"}
+        return inputs, batch["labels"]
+    inputs, labels = batch[0], batch[1]
+    return inputs, labels
+
+
+def forward(model: nn.Module, inputs: Any) -> torch.Tensor:
+    """Call the model on a tensor or on keyword inputs (tokenized text)."""
+    out = model(**inputs) if isinstance(inputs, dict) else model(inputs)
+    return getattr(out, "logits", out)
+
+
+def run_epoch(model: nn.Module, loader: Iterable, loss_fn: Callable, device: torch.device,
+              optimizer: torch.optim.Optimizer | None = None, desc: str = "",
+              progress: bool = True) -> tuple[float, float]:
+    """One pass over ``loader``; trains when an optimizer is given. Returns (loss, accuracy)."""
+    training = optimizer is not None
+    model.train(training)
+    total_loss, correct, seen = torch.zeros(()), torch.zeros((), dtype=torch.long), 0
+    bar = tqdm(loader, desc=desc, leave=False, disable=not progress)
+    grad = torch.enable_grad() if training else torch.inference_mode()
+    with grad:
+        for batch in bar:
+            inputs, labels = split_batch(_to(batch, device))
+            with autocast(device):
+                logits = forward(model, inputs)
+                loss = loss_fn(logits, labels)
+            if training:
+                optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                optimizer.step()
+            n = labels.shape[0]
+            total_loss += loss.detach().float().cpu() * n
+            if labels.dim() == 1:  # hard labels; soft (MixUp) labels have no accuracy
+                correct += (logits.argmax(1) == labels).sum().cpu()
+            seen += n
+    if seen == 0:
+        raise CourseError("The data loader is empty: check the dataset and the subset size.")
+    return float(total_loss) / seen, float(correct) / seen
+
+
+@torch.inference_mode()
+def predict(model: nn.Module, loader: Iterable, device: torch.device | None = None
+            ) -> tuple[torch.Tensor, torch.Tensor]:
+    """Logits and labels for a whole loader, in order."""
+    device = device or next(model.parameters()).device
+    model.eval()
+    outs, labels = [], []
+    for batch in loader:
+        inputs, y = split_batch(_to(batch, device))
+        with autocast(device):
+            outs.append(forward(model, inputs).float().cpu())
+        labels.append(y.cpu())
+    return torch.cat(outs), torch.cat(labels)
+
+
+# --------------------------------------------------------------------------- checkpoints
+def save_checkpoint(path: str | Path, **state: Any) -> None:
+    """Write ``state`` atomically: an interrupted save never leaves a half file."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    torch.save(state, tmp)
+    tmp.replace(path)
+
+
+def load_checkpoint(path: str | Path) -> dict[str, Any]:
+    """Read a checkpoint with ``weights_only=True``: tensors and plain data, never code."""
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except FileNotFoundError:
+        raise
+    except Exception as exc:
+        raise CourseError(
+            f"Refused to load {path}: it is not a plain checkpoint of tensors "
+            f"({type(exc).__name__}). Only load files you trust, and only state dicts."
+        ) from exc
+
+
+def load_weights(model: nn.Module, path: str | Path) -> nn.Module:
+    """Load a state dict (or a fit checkpoint) into ``model``, with a clear error on mismatch."""
+    state = load_checkpoint(path)
+    state = state.get("model", state)
+    try:
+        model.load_state_dict(state)
+    except RuntimeError as exc:
+        raise CourseError(
+            f"{path} does not fit this model ({type(model).__name__}): it was saved from another "
+            f"architecture or head size. First lines of the mismatch:\n" + "\n".join(str(exc).splitlines()[:4])
+        ) from exc
+    return model
+
+
+# --------------------------------------------------------------------------- fit
+def fit(model: nn.Module, train_loader: Iterable, val_loader: Iterable,
+        optimizer: torch.optim.Optimizer, epochs: int, *,
+        loss_fn: Callable | None = None, scheduler: Any = None,
+        patience: int | None = None, checkpoint_dir: str | Path | None = None,
+        resume: bool = False, device: torch.device | None = None,
+        callbacks: Iterable[Callable[[History], None]] = (), progress: bool = True,
+        restore_best: bool = True) -> History:
+    """Train for ``epochs`` with train and val phases; return the :class:`History`.
+
+    Args:
+        patience: stop after this many epochs without a better val accuracy.
+        checkpoint_dir: writes ``last.pt`` (resumable) after every epoch and
+            ``best.pt`` (weights only) at every new best.
+        resume: continue from ``checkpoint_dir/last.pt`` if it exists.
+        callbacks: called with the history after each epoch (live plots).
+        restore_best: end with the best epoch's weights in ``model``.
+    """
+    if epochs < 1:
+        raise ValueError(f"epochs must be at least 1, got {epochs}")
+    device = device or pick_device()
+    model.to(device)
+    loss_fn = loss_fn or nn.CrossEntropyLoss()
+    history, start = History(), 0
+    best_state = copy.deepcopy(model.state_dict())
+    last = Path(checkpoint_dir) / "last.pt" if checkpoint_dir else None
+    if resume and last and last.exists():
+        ckpt = load_checkpoint(last)
+        model.load_state_dict(ckpt["model"])
+        optimizer.load_state_dict(ckpt["optimizer"])
+        if scheduler is not None and ckpt.get("scheduler"):
+            scheduler.load_state_dict(ckpt["scheduler"])
+        history = History(**ckpt["history"])
+        best_state = ckpt["best_model"]
+        torch.set_rng_state(ckpt["rng"])
+        start = history.epochs
+        print(f"Resumed from {last} after epoch {start}.")
+    try:
+        for epoch in range(start, epochs):
+            if history.stopped_early:
+                break
+            t0 = time.perf_counter()
+            tr = run_epoch(model, train_loader, loss_fn, device, optimizer, f"epoch {epoch + 1} train", progress)
+            va = run_epoch(model, val_loader, loss_fn, device, None, f"epoch {epoch + 1} val", progress)
+            history.lr.append(optimizer.param_groups[0]["lr"])
+            if scheduler is not None:
+                scheduler.step()
+            for key, value in zip(("train_loss", "train_acc", "val_loss", "val_acc"), tr + va):
+                getattr(history, key).append(value)
+            history.epoch_time.append(time.perf_counter() - t0)
+            if va[1] > history.best_val_acc or history.best_epoch < 0:
+                history.best_val_acc, history.best_epoch = va[1], epoch
+                best_state = copy.deepcopy(model.state_dict())
+                if checkpoint_dir:
+                    save_checkpoint(Path(checkpoint_dir) / "best.pt", model=best_state)
+            if patience is not None and epoch - history.best_epoch >= patience:
+                history.stopped_early = True
+            if last:
+                save_checkpoint(last, model=model.state_dict(), optimizer=optimizer.state_dict(),
+                                scheduler=scheduler.state_dict() if scheduler is not None else None,
+                                history=history.to_dict(), best_model=best_state, rng=torch.get_rng_state())
+            for cb in callbacks:
+                cb(history)
+    except KeyboardInterrupt:
+        where = f"; run again with resume=True to continue from {last}" if last else ""
+        print(f"Training interrupted after {history.epochs} finished epoch(s){where}.")
+        raise
+    if restore_best:
+        model.load_state_dict(best_state)
+    return history
