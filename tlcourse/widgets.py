@@ -74,7 +74,10 @@ class Panel(W.VBox):
 
     def run(self) -> Any:
         """Run the action with the current values; errors are shown, not raised, in the widget."""
-        self.output.clear_output(wait=True)
+        from IPython import get_ipython
+
+        if get_ipython() is not None:  # outside a kernel, clearing prints terminal escapes
+            self.output.clear_output(wait=True)
         with self.output:
             try:
                 self.button.disabled = True
