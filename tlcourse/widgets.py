@@ -11,7 +11,7 @@ Example:
     >>> panel = control_panel({"lr": lr}, lambda lr: f"lr={lr:g}", display=False)
     >>> panel.run()                         # what the button does
     'lr=0.001'
-    >>> check_range("epochs", 3, 1, 50)
+    >>> check_range("epochs", 3, 1, 50, kind=int)
     3
 """
 from __future__ import annotations
