@@ -15,7 +15,7 @@ Example:
 """
 from __future__ import annotations
 
-from typing import Callable
+from typing import TYPE_CHECKING, Callable
 
 import torch
 from torch import nn
@@ -23,6 +23,9 @@ from torch.utils.data import DataLoader, Dataset, TensorDataset
 from tqdm.auto import tqdm
 
 from .training import autocast, pick_device
+
+if TYPE_CHECKING:
+    from .backbones import BackboneSpec
 
 
 @torch.inference_mode()
@@ -46,3 +49,39 @@ def feature_loader(features: torch.Tensor, labels: torch.Tensor, batch_size: int
                    shuffle: bool = True) -> DataLoader:
     """A DataLoader over cached features, ready for :func:`tlcourse.training.fit`."""
     return DataLoader(TensorDataset(features, labels), batch_size=batch_size, shuffle=shuffle)
+
+
+def hymenoptera_features(spec: "BackboneSpec", split: str, size: int | None = None,
+                         depth: int | None = None, pretrained: bool = True,
+                         progress: bool = True) -> tuple[torch.Tensor, torch.Tensor]:
+    """Frozen-backbone features of hymenoptera ``split``, computed once and cached on disk.
+
+    ``depth`` cuts the backbone after that many blocks (None: the whole
+    backbone). Lessons 00, 01, 02, 04 and 06 share this cache, so the
+    backbone runs over the images once per machine, not once per lesson.
+
+    >>> from tlcourse.backbones import get_spec
+    >>> f, y = hymenoptera_features(get_spec("efficientnet_lite0"), "val", size=160)  # doctest: +SKIP
+    >>> f.shape                                                                      # doctest: +SKIP
+    torch.Size([153, 1280])
+    """
+    from . import backbones, config, images, transforms
+
+    size = size or spec.input_size
+    tag = f"{spec.name}-{'pre' if pretrained else 'rand'}-d{depth or 'all'}-{size}"
+    root = str(config.data_root()).replace("/", "_")[-60:]
+    path = config.cache_dir() / "features" / f"hymenoptera-{split}-{tag}-{root}.pt"
+    if path.exists():
+        data = torch.load(path, weights_only=True)
+        return data["features"], data["labels"]
+    dataset = images.hymenoptera(split, transforms.eval_transform(spec, size))
+    if not pretrained:
+        torch.manual_seed(0)  # the same random network every time
+    model = backbones.build(spec, pretrained=pretrained)
+    net = backbones.truncate(model, spec, depth) if depth else backbones.remove_head(model, spec)
+    feats, labels = extract_features(net, dataset, progress=progress, desc=f"features {split} ({tag})")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    torch.save({"features": feats, "labels": labels}, tmp)
+    tmp.replace(path)  # atomic: an interrupted run never leaves a half cache
+    return feats, labels

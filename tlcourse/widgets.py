@@ -97,3 +97,25 @@ def control_panel(controls: Mapping[str, W.ValueWidget], action: Callable[..., A
 
         show(panel)
     return panel
+
+
+def live(controls: Mapping[str, W.ValueWidget], show: Callable[..., Any], display: bool = True) -> W.VBox:
+    """Controls whose every change re-runs ``show`` at once (cheap previews only).
+
+    The first control and the output carry the CSS classes the browser test
+    looks for: it moves that slider and expects the output to change.
+
+    >>> box = live({"n": int_slider("n", 2, 1, 5)}, lambda n: None, display=False)
+    >>> TEST_SLIDER_CLASS in box.children[0]._dom_classes
+    True
+    """
+    out = W.interactive_output(show, dict(controls))
+    first = next(iter(controls.values()))
+    first.add_class(TEST_SLIDER_CLASS)
+    out.add_class(TEST_OUTPUT_CLASS)
+    box = W.VBox([*controls.values(), out])
+    if display:
+        from IPython.display import display as show_widget
+
+        show_widget(box)
+    return box
