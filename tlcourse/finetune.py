@@ -1,0 +1,65 @@
+"""Fine-tuning building blocks shared by lessons 02, 04 and 06.
+
+Example:
+    >>> from tlcourse.backbones import get_spec, count_trainable
+    >>> spec = get_spec("efficientnet_lite0")
+    >>> model = make_classifier(spec, num_classes=2, pretrained=False, trainable_blocks=2)
+    >>> groups = param_groups(model, spec, head_lr=1e-2, backbone_lr=1e-3)
+    >>> [g["lr"] for g in groups]
+    [0.01, 0.001]
+"""
+from __future__ import annotations
+
+from typing import Callable
+
+import torch
+from torch import nn
+from torch.utils.data import DataLoader, Subset
+
+from . import backbones, images, transforms
+from .backbones import BackboneSpec
+
+
+def make_classifier(spec: BackboneSpec, num_classes: int, pretrained: bool = True,
+                    trainable_blocks: int | None = None) -> nn.Module:
+    """The backbone with a new ``num_classes`` head; the last ``trainable_blocks`` blocks train.
+
+    ``trainable_blocks=None`` trains everything (full fine-tuning / from scratch);
+    ``0`` trains only the head (fixed features, but with augmentation possible).
+    """
+    model = backbones.build(spec, pretrained=pretrained)
+    backbones.replace_head(model, spec, num_classes)
+    backbones.freeze(model, spec, spec.num_blocks if trainable_blocks is None else trainable_blocks)
+    return model
+
+
+def param_groups(model: nn.Module, spec: BackboneSpec, head_lr: float,
+                 backbone_lr: float | None = None) -> list[dict]:
+    """Optimizer groups: the new head at ``head_lr``, trainable pretrained layers at ``backbone_lr``.
+
+    A smaller rate for pretrained layers moves them gently, so what they learned
+    on ImageNet is adjusted rather than overwritten.
+    """
+    head = getattr(model, spec.head)
+    head_ids = {id(p) for p in head.parameters()}
+    body = [p for p in model.parameters() if p.requires_grad and id(p) not in head_ids]
+    groups = [{"params": list(head.parameters()), "lr": head_lr}]
+    if body:
+        groups.append({"params": body, "lr": head_lr if backbone_lr is None else backbone_lr})
+    return groups
+
+
+def hymenoptera_loaders(spec: BackboneSpec, size: int | None = None, batch_size: int = 32,
+                        train_transform: Callable | None = None, per_class: int | None = None,
+                        seed: int = 0) -> tuple[DataLoader, DataLoader]:
+    """Train and val loaders for ants vs bees with the backbone's preprocessing.
+
+    ``per_class`` keeps a random subset of that many training images per class.
+    """
+    train = images.hymenoptera("train", train_transform or transforms.train_transform(spec, size))
+    val = images.hymenoptera("val", transforms.eval_transform(spec, size))
+    if per_class is not None:
+        train = Subset(train, images.subset_per_class(train.targets, per_class, seed))
+    g = torch.Generator().manual_seed(seed)
+    return (DataLoader(train, batch_size=batch_size, shuffle=True, generator=g),
+            DataLoader(val, batch_size=64))
