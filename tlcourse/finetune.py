@@ -12,7 +12,6 @@ from __future__ import annotations
 
 from typing import Callable
 
-import torch
 from torch import nn
 from torch.utils.data import DataLoader, Subset
 
@@ -60,6 +59,7 @@ def hymenoptera_loaders(spec: BackboneSpec, size: int | None = None, batch_size:
     val = images.hymenoptera("val", transforms.eval_transform(spec, size))
     if per_class is not None:
         train = Subset(train, images.subset_per_class(train.targets, per_class, seed))
-    g = torch.Generator().manual_seed(seed)
-    return (DataLoader(train, batch_size=batch_size, shuffle=True, generator=g),
+    # Shuffling draws on torch's global RNG (seed_everything), which fit's checkpoints save,
+    # so a resumed run sees the same batches as an uninterrupted one.
+    return (DataLoader(train, batch_size=batch_size, shuffle=True),
             DataLoader(val, batch_size=64))
