@@ -1,0 +1,51 @@
+"""Shared fixtures: the prepared data root, a private cache, small synthetic image folders."""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+from PIL import Image
+
+SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "course-data"
+
+
+def data_root() -> Path:
+    """The data root the suite runs on: TLCOURSE_DATA, else ../shared/course-data."""
+    env = os.environ.get("TLCOURSE_DATA")
+    return Path(env) if env else SHARED
+
+
+@pytest.fixture
+def real_root(monkeypatch) -> Path:
+    """Point the course at the real data root; skip (with the reason) if it is absent."""
+    root = data_root()
+    if not (root / "hymenoptera_data").is_dir():
+        pytest.skip(f"no prepared data root at {root} (set TLCOURSE_DATA or run data_scripts/fetch_data.py)")
+    monkeypatch.setenv("TLCOURSE_DATA", str(root))
+    return root
+
+
+@pytest.fixture(autouse=True)
+def private_cache(tmp_path_factory, monkeypatch) -> Path:
+    """Each test gets an empty cache, so no test passes on another test's leftovers."""
+    cache = tmp_path_factory.mktemp("cache")
+    monkeypatch.setenv("TLCOURSE_CACHE", str(cache))
+    return cache
+
+
+def make_image_folder(root: Path, counts: dict[str, int], size=(40, 30), mode="RGB") -> Path:
+    """root/<class>/<i>.jpg with ``counts[class]`` small images of distinct colours."""
+    for c, (name, n) in enumerate(counts.items()):
+        (root / name).mkdir(parents=True, exist_ok=True)
+        for i in range(n):
+            colour = (40 * c + 20, 10 * i % 255, 200 - 40 * c)
+            img = Image.new("RGB", size, colour)
+            img = img.convert(mode) if mode != "RGB" else img
+            img.save(root / name / f"{i}.{'png' if mode in ('RGBA', 'P', 'LA') else 'jpg'}")
+    return root
+
+
+@pytest.fixture
+def tiny_folder(tmp_path) -> Path:
+    return make_image_folder(tmp_path / "imgs", {"cats": 3, "dogs": 2})

@@ -1,0 +1,87 @@
+"""Image folders: ImageFolder-compatible scanning, odd image modes, corrupt files, caching."""
+from __future__ import annotations
+
+import pytest
+import torch
+from PIL import Image
+from torchvision.datasets import ImageFolder
+
+from tlcourse import images
+from tlcourse.errors import CourseError, DataMissingError
+from conftest import make_image_folder
+
+
+def test_hymenoptera_matches_imagefolder(real_root):
+    for split, n in (("train", 244), ("val", 153)):
+        ours = images.hymenoptera(split)
+        theirs = ImageFolder(str(real_root / "hymenoptera_data" / split))
+        assert len(ours) == n == len(theirs)
+        assert ours.classes == theirs.classes == ["ants", "bees"]
+        assert [str(p) for p, _ in ours.samples] == [p for p, _ in theirs.samples]
+        assert ours.targets == theirs.targets
+    train = images.hymenoptera("train")
+    assert any("imageNotFound.gif" in s for s in train.skipped)
+    assert any(" " in p.name for p, _ in train.samples)  # "ant photos.jpg" is read
+    x, y = train[0]
+    assert x.dtype == torch.uint8 and x.shape[0] == 3 and min(x.shape[1:]) == 256
+
+
+def test_all_image_modes_become_rgb(tmp_path):
+    for mode in ("L", "CMYK", "RGBA", "P", "LA"):
+        make_image_folder(tmp_path / mode, {"a": 1, "b": 1}, mode=mode)
+        ds = images.CachedImageFolder(tmp_path / mode, disk_cache=False)
+        assert ds[0][0].shape[0] == 3, mode
+
+
+def test_corrupt_jpeg_is_skipped_and_reported_or_raised(tiny_folder):
+    bad = tiny_folder / "cats" / "broken.jpg"
+    good = (tiny_folder / "cats" / "0.jpg").read_bytes()
+    bad.write_bytes(good[: len(good) // 3])  # truncated JPEG
+    with pytest.warns(UserWarning, match="broken.jpg"):
+        ds = images.CachedImageFolder(tiny_folder, disk_cache=False)
+    assert len(ds) == 5 and any("broken.jpg" in s for s in ds.skipped)
+    with pytest.raises(images.BadImageError, match="broken.jpg"):
+        images.CachedImageFolder(tiny_folder, strict=True, disk_cache=False)
+
+
+def test_non_image_file_is_skipped_like_imagefolder(tiny_folder):
+    (tiny_folder / "dogs" / "notes.txt").write_text("not an image")
+    with pytest.warns(UserWarning, match="notes.txt"):
+        ds = images.CachedImageFolder(tiny_folder, disk_cache=False)
+    assert len(ds) == 5
+
+
+def test_empty_class_folder_and_wrong_class_count(tiny_folder):
+    with pytest.raises(CourseError, match="Expected 3 classes"):
+        images.CachedImageFolder(tiny_folder, num_classes=3, disk_cache=False)
+    (tiny_folder / "birds").mkdir()
+    with pytest.raises(CourseError, match="birds holds no images"):
+        images.CachedImageFolder(tiny_folder, disk_cache=False)
+
+
+def test_missing_folder_errors(tmp_path, monkeypatch):
+    with pytest.raises(CourseError, match="does not exist"):
+        images.CachedImageFolder(tmp_path / "nope")
+    monkeypatch.setenv("TLCOURSE_DATA", str(tmp_path / "empty-root"))
+    with pytest.raises(DataMissingError, match="fetch_data.py hymenoptera"):
+        images.hymenoptera("train")
+
+
+def test_val_without_a_class_is_refused(tmp_path, monkeypatch):
+    root = tmp_path / "root" / "hymenoptera_data"
+    make_image_folder(root / "train", {"ants": 2, "bees": 2})
+    make_image_folder(root / "val", {"ants": 2})
+    (root / "val" / "bees").mkdir()
+    monkeypatch.setenv("TLCOURSE_DATA", str(tmp_path / "root"))
+    with pytest.raises(CourseError, match="bees"):
+        images.hymenoptera("val")
+
+
+def test_disk_cache_is_reused_and_invalidated(tiny_folder, private_cache):
+    first = images.CachedImageFolder(tiny_folder)
+    files = list((private_cache / "images").glob("*.pt"))
+    assert len(files) == 1
+    again = images.CachedImageFolder(tiny_folder)
+    assert all(torch.equal(a, b) for a, b in zip(first.images, again.images))
+    Image.new("RGB", (40, 30), (1, 2, 3)).save(tiny_folder / "dogs" / "new.jpg")
+    assert len(images.CachedImageFolder(tiny_folder)) == 6  # a changed folder is re-read

@@ -1,0 +1,128 @@
+"""The fit loop: learning, early stopping, best checkpoint, resume, repeatability, safe loading."""
+from __future__ import annotations
+
+import pickle
+
+import pytest
+import torch
+from torch import nn
+from torch.utils.data import DataLoader, TensorDataset
+
+from tlcourse import training
+from tlcourse.errors import CourseError
+
+
+def problem(seed: int = 0, n: int = 96):
+    g = torch.Generator().manual_seed(seed)
+    x = torch.randn(n, 6, generator=g)
+    y = (x[:, 0] + 0.5 * x[:, 1] > 0).long()
+    return DataLoader(TensorDataset(x, y), batch_size=16, shuffle=True), DataLoader(TensorDataset(x, y), 32)
+
+
+def model_and_opt(lr: float = 0.1):
+    model = nn.Sequential(nn.Linear(6, 16), nn.ReLU(), nn.Dropout(0.2), nn.Linear(16, 2))
+    return model, torch.optim.SGD(model.parameters(), lr=lr, momentum=0.9)
+
+
+def run(epochs=6, **kw):
+    training.seed_everything(0)
+    train, val = problem()
+    model, opt = model_and_opt()
+    sched = torch.optim.lr_scheduler.StepLR(opt, step_size=2, gamma=0.5)
+    return model, training.fit(model, train, val, opt, epochs, scheduler=sched, progress=False, **kw)
+
+
+def test_fit_learns_and_records_history():
+    model, h = run()
+    assert h.epochs == 6 and len(h.val_acc) == len(h.lr) == 6
+    assert h.val_acc[-1] > 0.85 and h.train_loss[-1] < h.train_loss[0]
+    assert h.lr[0] == 0.1 and h.lr[2] == 0.05  # StepLR stepped once per epoch
+
+
+def test_same_seed_same_metrics_on_cpu():
+    assert run()[1].to_dict()["val_loss"] == run()[1].to_dict()["val_loss"]
+
+
+def test_early_stopping_and_best_weights_restored(tmp_path):
+    training.seed_everything(0)
+    train, val = problem()
+    model, opt = model_and_opt(lr=0.0)  # cannot improve after epoch 1
+    h = training.fit(model, train, val, opt, 20, patience=2, checkpoint_dir=tmp_path, progress=False)
+    assert h.stopped_early and h.epochs == 3 and h.best_epoch == 0
+    best = training.load_checkpoint(tmp_path / "best.pt")["model"]
+    assert all(torch.equal(best[k], v) for k, v in model.state_dict().items())
+
+
+def test_interrupted_run_resumes_to_the_same_result(tmp_path):
+    _, full = run(epochs=6)
+
+    class Interrupt:
+        def __call__(self, history):
+            if history.epochs == 3:
+                raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        run(epochs=6, checkpoint_dir=tmp_path, callbacks=[Interrupt()])
+    # a new session: new objects, same code, resume=True
+    train, val = problem()
+    torch.manual_seed(123)  # whatever the RNG is now, the checkpoint restores it
+    model, opt = model_and_opt()
+    sched = torch.optim.lr_scheduler.StepLR(opt, step_size=2, gamma=0.5)
+    resumed = training.fit(model, train, val, opt, 6, scheduler=sched, checkpoint_dir=tmp_path,
+                           resume=True, progress=False)
+    assert resumed.val_loss == pytest.approx(full.val_loss, abs=1e-6)
+    assert resumed.lr == full.lr
+
+
+def test_checkpoint_of_another_architecture_is_explained(tmp_path):
+    training.save_checkpoint(tmp_path / "w.pt", model=nn.Linear(3, 2).state_dict())
+    with pytest.raises(CourseError, match="does not fit this model"):
+        training.load_weights(nn.Linear(6, 2), tmp_path / "w.pt")
+
+
+class Evil:
+    def __reduce__(self):
+        return (print, ("this ran code while loading",))
+
+
+def test_pickled_objects_are_refused(tmp_path):
+    path = tmp_path / "evil.pt"
+    torch.save({"model": Evil()}, path)
+    with pytest.raises(CourseError, match="not a plain checkpoint"):
+        training.load_checkpoint(path)
+    path.write_bytes(pickle.dumps(Evil()))
+    with pytest.raises(CourseError):
+        training.load_weights(nn.Linear(6, 2), path)
+
+
+def test_bad_arguments_are_clear():
+    train, val = problem()
+    model, opt = model_and_opt()
+    with pytest.raises(ValueError, match="epochs"):
+        training.fit(model, train, val, opt, 0, progress=False)
+    empty = DataLoader(TensorDataset(torch.zeros(0, 6), torch.zeros(0, dtype=torch.long)))
+    with pytest.raises(CourseError, match="empty"):
+        training.fit(model, empty, val, opt, 1, progress=False)
+
+
+def test_dict_batches_and_predict():
+    class Keyword(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.lin = nn.Linear(6, 2)
+
+        def forward(self, features):
+            return self.lin(features)
+
+    x = torch.randn(40, 6)
+    y = (x[:, 0] > 0).long()
+    data = [{"features": x[i:i + 8], "labels": y[i:i + 8]} for i in range(0, 40, 8)]
+    model = Keyword()
+    h = training.fit(model, data, data, torch.optim.Adam(model.parameters(), 0.05), 15, progress=False)
+    logits, labels = training.predict(model, data)
+    assert logits.shape == (40, 2) and torch.equal(labels, y) and h.best_val_acc > 0.8
+
+
+def test_device_choice_is_overridable(monkeypatch):
+    monkeypatch.setenv("TLCOURSE_DEVICE", "cpu")
+    assert training.pick_device().type == "cpu"
