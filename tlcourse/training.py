@@ -34,6 +34,7 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
+from .distributed import all_sum, is_main
 from .errors import CourseError
 
 
@@ -137,9 +138,12 @@ def run_epoch(model: nn.Module, loader: Iterable, loss_fn: Callable, device: tor
             if labels.dim() == 1:  # hard labels; soft (MixUp) labels have no accuracy
                 correct += (logits.argmax(1) == labels).sum().cpu()
             seen += n
-    if seen == 0:
+    # Under torchrun every process saw its own shard: average over all of them so
+    # every process records the same metrics and takes the same early-stopping decision.
+    total_loss, correct, n_seen = all_sum(total_loss, correct, torch.tensor(seen))
+    if int(n_seen) == 0:
         raise CourseError("The data loader is empty: check the dataset and the subset size.")
-    return float(total_loss) / seen, float(correct) / seen
+    return float(total_loss) / float(n_seen), float(correct) / float(n_seen)
 
 
 @torch.inference_mode()
@@ -160,6 +164,8 @@ def predict(model: nn.Module, loader: Iterable, device: torch.device | None = No
 # --------------------------------------------------------------------------- checkpoints
 def save_checkpoint(path: str | Path, **state: Any) -> None:
     """Write ``state`` atomically: an interrupted save never leaves a half file."""
+    if not is_main():  # one writer when several processes train together
+        return
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(path.suffix + ".tmp")
@@ -236,6 +242,9 @@ def fit(model: nn.Module, train_loader: Iterable, val_loader: Iterable,
             if history.stopped_early:
                 break
             t0 = time.perf_counter()
+            sampler = getattr(train_loader, "sampler", None)
+            if hasattr(sampler, "set_epoch"):  # DistributedSampler: a new shuffle each epoch
+                sampler.set_epoch(epoch)
             tr = run_epoch(model, train_loader, loss_fn, device, optimizer, f"epoch {epoch + 1} train", progress)
             va = run_epoch(model, val_loader, loss_fn, device, None, f"epoch {epoch + 1} val", progress)
             history.lr.append(optimizer.param_groups[0]["lr"])
