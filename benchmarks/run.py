@@ -1,0 +1,349 @@
+"""How fast the course runs, and how close it is to what the hardware can do.
+
+    make benchmark                      # everything below (about 15 minutes on 2 cores)
+    python benchmarks/run.py --only loop,cache
+    python benchmarks/run.py --only notebooks --notebooks 00,01
+
+Sections (each prints a small table):
+  notebooks  wall time and peak memory of every notebook, quick profile, in order
+  loop       training throughput: the course's fit loop vs a bare forward+backward loop
+  cache      one head-training epoch on cached features vs recomputing the backbone
+  malloc     the same training step with glibc's default allocator vs the course's settings
+  levers     channels_last, inference_mode, input resolution, decode-once caching, workers
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+TARGETS = {"notebooks_total_s": 600, "loop_ratio": 0.80, "cache_speedup": 50, "peak_gb": 2.0}
+
+
+# --------------------------------------------------------------------------- helpers
+def timed(fn, repeat: int = 3, warmup: int = 1) -> float:
+    """Median seconds of ``fn()`` over ``repeat`` runs, after ``warmup`` runs."""
+    for _ in range(warmup):
+        fn()
+    times = []
+    for _ in range(repeat):
+        t0 = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t0)
+    return statistics.median(times)
+
+
+def table(title: str, rows: list[dict]) -> None:
+    """Print rows as an aligned text table."""
+    print(f"\n== {title}")
+    if not rows:
+        return
+    cols = list(rows[0])
+    widths = [max(len(str(c)), *(len(str(r[c])) for r in rows)) for c in cols]
+    print("  ".join(str(c).ljust(w) for c, w in zip(cols, widths)))
+    for r in rows:
+        print("  ".join(str(r[c]).ljust(w) for c, w in zip(cols, widths)))
+
+
+def in_subprocess(section: str, env: dict | None = None) -> dict:
+    """Run one measurement in a fresh interpreter (fresh allocator, fresh caches)."""
+    out = subprocess.run([sys.executable, __file__, "--child", section], capture_output=True, text=True,
+                         env={**os.environ, **(env or {})}, cwd=REPO, check=True)
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+# --------------------------------------------------------------------------- notebooks
+def run_notebook(path: Path) -> dict:
+    """Execute one notebook in a child process; wall time and the kernel's peak memory."""
+    code = ("import sys, nbformat; from nbclient import NotebookClient; "
+            "nb = nbformat.read(sys.argv[1], 4); "
+            "NotebookClient(nb, timeout=1800, kernel_name='python3', "
+            "resources={'metadata': {'path': sys.argv[2]}}).execute()")
+    t0 = time.perf_counter()
+    proc = subprocess.run([sys.executable, "-c", code, str(path), str(path.parent)],
+                          capture_output=True, text=True, env={**os.environ, "TLCOURSE_PROFILE": "quick"})
+    wall = time.perf_counter() - t0
+    # ru_maxrss of waited-for descendants: the kernel is the largest of them.
+    peak_mb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+    ok = proc.returncode == 0
+    if not ok:
+        print(proc.stderr[-2000:], file=sys.stderr)
+    return {"notebook": path.name, "ok": ok, "wall_s": round(wall, 1), "peak_mb_so_far": round(peak_mb)}
+
+
+def bench_notebooks(select: list[str] | None) -> dict:
+    paths = sorted((REPO / "notebooks").glob("[0-9][0-9]_*.ipynb"))
+    if select:
+        paths = [p for p in paths if p.name[:2] in select]
+    rows = []
+    for p in paths:
+        # one child per notebook so that ru_maxrss is that notebook's own peak
+        rows.append(in_subprocess("notebook:" + str(p)))
+    table("notebooks (quick profile; peak = the kernel's max resident memory)", rows)
+    total = sum(r["wall_s"] for r in rows)
+    peak = max((r["peak_mb"] for r in rows), default=0)
+    print(f"total {total:.0f} s (target <= {TARGETS['notebooks_total_s']} s); "
+          f"largest peak {peak / 1024:.2f} GB (target <= {TARGETS['peak_gb']} GB)")
+    return {"notebooks": rows, "total_s": total, "peak_gb": peak / 1024}
+
+
+# --------------------------------------------------------------------------- training loops
+def _vision_setup(size: int = 160, batch: int = 32, batches: int = 6, channels_last: bool = False):
+    import torch
+    from torch.utils.data import DataLoader, TensorDataset
+
+    from tlcourse import backbones, finetune
+
+    torch.manual_seed(0)
+    spec = backbones.get_spec("efficientnet_lite0")
+    model = finetune.make_classifier(spec, 2, pretrained=False)
+    x = torch.randn(batch * batches, 3, size, size)
+    y = torch.randint(0, 2, (batch * batches,))
+    if channels_last:
+        model = model.to(memory_format=torch.channels_last)
+        x = x.contiguous(memory_format=torch.channels_last)
+    loader = DataLoader(TensorDataset(x, y), batch_size=batch, shuffle=True)
+    opt = torch.optim.SGD(model.parameters(), lr=1e-3, momentum=0.9)
+    return model, loader, opt
+
+
+def _bare_epoch(model, loader, opt) -> None:
+    import torch.nn.functional as F
+
+    model.train()
+    for x, y in loader:
+        opt.zero_grad(set_to_none=True)
+        F.cross_entropy(model(x), y).backward()
+        opt.step()
+
+
+def child_loop(channels_last: bool = False) -> dict:
+    import torch
+
+    from tlcourse import training
+
+    model, loader, opt = _vision_setup(channels_last=channels_last)
+    n = len(loader.dataset)
+    bare = timed(lambda: _bare_epoch(model, loader, opt))
+    ours = timed(lambda: training.run_epoch(model, loader, torch.nn.CrossEntropyLoss(),
+                                            torch.device("cpu"), opt, progress=True))
+    return {"bare_img_s": round(n / bare, 1), "fit_img_s": round(n / ours, 1), "ratio": round(bare / ours, 3)}
+
+
+def child_text_loop() -> dict:
+    import torch
+    from transformers import BertConfig, BertForSequenceClassification
+
+    from tlcourse import training
+
+    torch.manual_seed(0)
+    # MiniLM-L6's shape (6 layers, hidden 384); weights do not matter for speed.
+    cfg = BertConfig(hidden_size=384, num_hidden_layers=6, num_attention_heads=12, intermediate_size=1536)
+    model = BertForSequenceClassification(cfg)
+    ids = torch.randint(1000, 20000, (32 * 6, 48))
+    batches = [{"input_ids": ids[i:i + 32], "attention_mask": torch.ones(32, 48, dtype=torch.long),
+                "labels": torch.randint(0, 2, (32,))} for i in range(0, len(ids), 32)]
+    opt = torch.optim.AdamW(model.parameters(), lr=2e-5)
+
+    def bare() -> None:
+        model.train()
+        for b in batches:
+            opt.zero_grad(set_to_none=True)
+            out = model(input_ids=b["input_ids"], attention_mask=b["attention_mask"])
+            torch.nn.functional.cross_entropy(out.logits, b["labels"]).backward()
+            opt.step()
+
+    t_bare = timed(bare, repeat=2)
+    t_ours = timed(lambda: training.run_epoch(model, batches, torch.nn.CrossEntropyLoss(),
+                                              torch.device("cpu"), opt), repeat=2)
+    n = len(ids)
+    return {"bare_sent_s": round(n / t_bare, 1), "fit_sent_s": round(n / t_ours, 1), "ratio": round(t_bare / t_ours, 3)}
+
+
+def bench_loop() -> dict:
+    vision = in_subprocess("loop")
+    text = in_subprocess("text_loop")
+    table("fit loop vs bare forward+backward (synthetic inputs, same shapes, same process)", [
+        {"task": "images 160px, efficientnet_lite0, batch 32", "bare /s": vision["bare_img_s"],
+         "fit /s": vision["fit_img_s"], "fit/bare": vision["ratio"]},
+        {"task": "sentences len 48, MiniLM-L6 shape, batch 32", "bare /s": text["bare_sent_s"],
+         "fit /s": text["fit_sent_s"], "fit/bare": text["ratio"]},
+    ])
+    print(f"target: fit/bare >= {TARGETS['loop_ratio']}")
+    return {"vision": vision, "text": text}
+
+
+# --------------------------------------------------------------------------- cached features
+def child_cache() -> dict:
+    import torch
+    from torch import nn
+
+    from tlcourse import backbones, features, images, training, transforms
+
+    spec = backbones.get_spec("efficientnet_lite0")
+    size = 160
+    feats, labels = features.hymenoptera_features(spec, "train", size=size, progress=False)
+    head = nn.Linear(spec.feature_dim, 2)
+    opt = torch.optim.SGD(head.parameters(), lr=1e-2, momentum=0.9)
+    cached_loader = features.feature_loader(feats, labels)
+    cpu = torch.device("cpu")
+    cached = timed(lambda: training.run_epoch(head, cached_loader, nn.CrossEntropyLoss(), cpu, opt, progress=False),
+                   repeat=5)
+    net = backbones.remove_head(backbones.build(spec), spec).eval()
+    train = images.hymenoptera("train", transforms.eval_transform(spec, size))
+
+    def recompute() -> None:  # what an epoch costs if the frozen backbone runs every time
+        f, y = features.extract_features(net, train, progress=False)
+        training.run_epoch(head, features.feature_loader(f, y), nn.CrossEntropyLoss(), cpu, opt, progress=False)
+
+    again = timed(recompute, repeat=1, warmup=0)
+    return {"cached_s": cached, "recompute_s": again, "speedup": again / cached}
+
+
+def bench_cache() -> dict:
+    r = in_subprocess("cache")
+    table("one head-training epoch on hymenoptera train (244 images, 160 px)", [
+        {"epoch": "cached features", "seconds": f"{r['cached_s']:.4f}"},
+        {"epoch": "recompute backbone", "seconds": f"{r['recompute_s']:.2f}"},
+        {"epoch": "speed-up", "seconds": f"{r['speedup']:.0f}x (target >= {TARGETS['cache_speedup']}x)"},
+    ])
+    return r
+
+
+# --------------------------------------------------------------------------- allocator
+def child_step() -> dict:
+    """Seconds per training step of efficientnet_lite0 at 160 px, batch 32 (median of 8)."""
+    model, loader, opt = _vision_setup(batches=1)
+    import torch.nn.functional as F
+
+    x, y = next(iter(loader))
+
+    def step() -> None:
+        opt.zero_grad(set_to_none=True)
+        F.cross_entropy(model(x), y).backward()
+        opt.step()
+
+    return {"step_s": timed(step, repeat=8, warmup=2)}
+
+
+def bench_malloc(runs: int) -> dict:
+    glibc_default = {"MALLOC_MMAP_MAX_": "", "MALLOC_TRIM_THRESHOLD_": ""}
+    course = {"MALLOC_MMAP_MAX_": "0", "MALLOC_TRIM_THRESHOLD_": "17179869184"}
+    rows, result = [], {}
+    for name, env in (("glibc default", glibc_default), ("course settings", course)):
+        clean = {k: v for k, v in os.environ.items() if not k.startswith("MALLOC_")}
+        clean.update({k: v for k, v in env.items() if v})
+        times = []
+        for _ in range(runs):
+            out = subprocess.run([sys.executable, __file__, "--child", "step"], capture_output=True,
+                                 text=True, env=clean, cwd=REPO, check=True)
+            times.append(json.loads(out.stdout.strip().splitlines()[-1])["step_s"])
+        result[name] = times
+        rows.append({"allocator": name, "median s/step": f"{statistics.median(times):.3f}",
+                     "min": f"{min(times):.3f}", "max": f"{max(times):.3f}",
+                     "max/min": f"{max(times) / min(times):.2f}"})
+    table(f"allocator: training step, {runs} fresh processes each", rows)
+    return result
+
+
+# --------------------------------------------------------------------------- levers
+def child_levers() -> dict:
+    import torch
+    from torch.utils.data import DataLoader
+
+    from tlcourse import backbones, images, transforms
+
+    spec = backbones.get_spec("efficientnet_lite0")
+    net = backbones.remove_head(backbones.build(spec), spec).eval()
+    x = torch.randn(64, 3, 160, 160)
+    out: dict[str, float] = {}
+    with torch.no_grad():
+        out["no_grad 160px"] = timed(lambda: net(x))
+    with torch.inference_mode():
+        out["inference_mode 160px"] = timed(lambda: net(x))
+        out["inference_mode 224px"] = timed(lambda: net(torch.randn(64, 3, 224, 224)))
+        out["inference_mode 128px"] = timed(lambda: net(torch.randn(64, 3, 128, 128)))
+        cl = net.to(memory_format=torch.channels_last)
+        xc = x.contiguous(memory_format=torch.channels_last)
+        out["channels_last 160px"] = timed(lambda: cl(xc))
+        net = net.to(memory_format=torch.contiguous_format)
+    root = images.hymenoptera("train").root
+    tf = transforms.eval_transform(spec, 160)
+    files = sorted(root.rglob("*.jpg"))[:64]
+    from torchvision.io import decode_jpeg, read_file
+
+    out["decode 64 JPEGs full size (torchvision)"] = timed(
+        lambda: [tf(decode_jpeg(read_file(str(f)))) for f in files], repeat=1)
+    out["decode 64 JPEGs, PIL draft + resize (course)"] = timed(
+        lambda: [tf(images.decode_image(f, 192)) for f in files], repeat=1)
+    cached = images.hymenoptera("train", tf, short_side=192)
+    out["64 cached tensors -> transform"] = timed(lambda: [cached[i] for i in range(64)], repeat=1)
+    for workers in (0, 1, 2):
+        loader = DataLoader(images.hymenoptera("train", transforms.train_transform(spec, 160)),
+                            batch_size=32, num_workers=workers)
+        out[f"augmenting loader epoch, {workers} workers"] = timed(lambda: [b for b in loader], repeat=1)
+    return out
+
+
+def bench_levers() -> dict:
+    r = in_subprocess("levers")
+    table("levers (seconds, median; forward passes are 64 images)", [{"what": k, "seconds": f"{v:.3f}"}
+                                                                       for k, v in r.items()])
+    return r
+
+
+# --------------------------------------------------------------------------- main
+CHILDREN = {"loop": child_loop, "text_loop": child_text_loop, "cache": child_cache,
+            "step": child_step, "levers": child_levers}
+
+
+def child(section: str) -> None:
+    if section.startswith("notebook:"):
+        result = run_notebook(Path(section.split(":", 1)[1]))
+        result["peak_mb"] = result.pop("peak_mb_so_far")
+    else:
+        result = CHILDREN[section]()
+    print(json.dumps(result))
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--only", default="notebooks,loop,cache,malloc,levers")
+    p.add_argument("--notebooks", default="", help="comma-separated lesson numbers, e.g. 00,03")
+    p.add_argument("--malloc-runs", type=int, default=4)
+    p.add_argument("--json", type=Path, help="also write the results here")
+    p.add_argument("--child", help=argparse.SUPPRESS)
+    args = p.parse_args()
+    if args.child:
+        return child(args.child)
+    import torch
+
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, {os.cpu_count()} CPUs, "
+          f"MALLOC_MMAP_MAX_={os.environ.get('MALLOC_MMAP_MAX_', '(unset)')}")
+    results = {}
+    only = args.only.split(",")
+    if "notebooks" in only:
+        results["notebooks"] = bench_notebooks([s for s in args.notebooks.split(",") if s])
+    if "loop" in only:
+        results["loop"] = bench_loop()
+    if "cache" in only:
+        results["cache"] = bench_cache()
+    if "malloc" in only:
+        results["malloc"] = bench_malloc(args.malloc_runs)
+    if "levers" in only:
+        results["levers"] = bench_levers()
+    if args.json:
+        args.json.write_text(json.dumps(results, indent=2))
+
+
+if __name__ == "__main__":
+    main()
