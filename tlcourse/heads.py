@@ -1,0 +1,355 @@
+"""New heads on a frozen backbone: trained on cached features, cut at any depth.
+
+Fixed feature extraction (lesson 01) keeps the pretrained backbone frozen and
+trains only a new, small classifier -- the *head* -- on its outputs. Because
+the backbone never changes, its features are computed once
+(:func:`tlcourse.features.hymenoptera_features`) and every epoch is a few
+matrix products. This module trains three kinds of head on such features
+(a linear layer, a small MLP, scikit-learn's logistic regression), measures
+what the cache saves, extracts features at every cut depth in one pass, and
+scores the backbone's own ImageNet head to show why preprocessing must match.
+
+Example:
+    >>> import torch
+    >>> g = torch.Generator().manual_seed(0)
+    >>> x = torch.randn(80, 5, generator=g); y = (x[:, 0] > 0).long()
+    >>> train, val = (x[:60], y[:60]), (x[60:], y[60:])
+    >>> head, history = train_head("linear", train, val, epochs=20, lr=0.05)
+    >>> history.val_acc[-1] > 0.8
+    True
+    >>> accuracy(fit_logreg(train), *val) > 0.8
+    True
+"""
+from __future__ import annotations
+
+import copy
+from contextlib import nullcontext
+from typing import TYPE_CHECKING, Callable, Iterable, Sequence
+
+import torch
+from torch import nn
+from torch.utils.data import DataLoader, Dataset
+
+from . import config, features, training
+from .threads import limit_threads
+from .widgets import WidgetValueError, check_range
+
+if TYPE_CHECKING:
+    from sklearn.linear_model import LogisticRegression
+
+    from .backbones import BackboneSpec
+
+#: A cached feature table and its labels: (N, D) floats, (N,) class indices.
+FeatureSet = tuple[torch.Tensor, torch.Tensor]
+
+#: The heads lesson 01 compares; "logreg" is scikit-learn's, the others are PyTorch modules.
+HEAD_KINDS = ("linear", "mlp", "logreg")
+
+#: ImageNet class ids of the hymenoptera classes (ants -> 310 'ant', bees -> 309 'bee').
+IMAGENET_IDS = {"ants": 310, "bees": 309}
+
+
+# --------------------------------------------------------------------------- heads
+def make_head(kind: str, in_dim: int, num_classes: int, hidden: int = 1024,
+              dropout: float = 0.5) -> nn.Module:
+    """A new head: ``"linear"`` (one layer) or ``"mlp"`` (``hidden`` ReLU units + dropout).
+
+    Both output logits; the softmax lives in the cross-entropy loss.
+
+    >>> make_head("mlp", 1280, 2, hidden=8)
+    Sequential(
+      (0): Linear(in_features=1280, out_features=8, bias=True)
+      (1): ReLU()
+      (2): Dropout(p=0.5, inplace=False)
+      (3): Linear(in_features=8, out_features=2, bias=True)
+    )
+    """
+    if kind == "linear":
+        return nn.Linear(in_dim, num_classes)
+    if kind == "mlp":
+        check_range("hidden units", hidden, 1, 100_000, kind=int)
+        return nn.Sequential(nn.Linear(in_dim, hidden), nn.ReLU(), nn.Dropout(dropout),
+                             nn.Linear(hidden, num_classes))
+    raise WidgetValueError(f"head kind must be 'linear' or 'mlp' (for 'logreg' use fit_logreg), got {kind!r}")
+
+
+def _check_features(train: FeatureSet, val: FeatureSet) -> None:
+    if train[0].ndim != 2 or train[0].shape[1] != val[0].shape[1]:
+        raise ValueError(f"train and val features must be (N, D) tables of the same width, got "
+                         f"{tuple(train[0].shape)} and {tuple(val[0].shape)}: were they cut at the same depth?")
+
+
+def train_head(kind: str, train: FeatureSet, val: FeatureSet, epochs: int = 30, lr: float = 1e-3,
+               batch_size: int = 32, weight_decay: float = 1e-4, hidden: int = 1024,
+               callbacks: Iterable[Callable] = (), seed: int = 0,
+               progress: bool = False) -> tuple[nn.Module, training.History]:
+    """Train a ``"linear"`` or ``"mlp"`` head on cached features with Adam; return it and its history.
+
+    The head keeps its *last* epoch's weights (no picking the best epoch on val),
+    so ``history.val_acc[-1]`` is an honest estimate.
+    """
+    epochs = check_range("epochs", epochs, 1, 1000, kind=int)
+    lr = check_range("learning rate", lr, 1e-6, 10.0)
+    _check_features(train, val)
+    training.seed_everything(seed)
+    head = make_head(kind, train[0].shape[1], int(train[1].max()) + 1, hidden=hidden)
+    opt = torch.optim.Adam(head.parameters(), lr=lr, weight_decay=weight_decay)
+    with limit_threads(1):  # tiny matrix products: more threads only add overhead
+        history = training.fit(head, features.feature_loader(*train, batch_size=batch_size),
+                               features.feature_loader(*val, batch_size=256, shuffle=False), opt, epochs,
+                               callbacks=callbacks, progress=progress, restore_best=False,
+                               device=torch.device("cpu"))  # a few thousand numbers: a GPU only adds transfers
+    return head, history
+
+
+def fit_logreg(train: FeatureSet, C: float = 1.0) -> "LogisticRegression":
+    """scikit-learn's logistic regression (L2, smaller ``C``: stronger) on the features as they are.
+
+    No standardisation: the pooled features are already on a sensible scale, and
+    means and spreads estimated from a few images per class would only add noise.
+    """
+    from sklearn.linear_model import LogisticRegression
+
+    C = check_range("C", C, 1e-6, 1e6)
+    with limit_threads(1):
+        return LogisticRegression(C=C, max_iter=5000).fit(train[0].numpy(), train[1].numpy())
+
+
+@torch.inference_mode()
+def predict_labels(head: "nn.Module | LogisticRegression", feats: torch.Tensor) -> torch.Tensor:
+    """Predicted class of every row, for a PyTorch head or a scikit-learn classifier."""
+    if isinstance(head, nn.Module):
+        head.eval()
+        return head(feats).argmax(1)
+    return torch.as_tensor(head.predict(feats.numpy()))
+
+
+def accuracy(head: "nn.Module | LogisticRegression", feats: torch.Tensor, labels: torch.Tensor) -> float:
+    """Fraction of rows classified correctly."""
+    return float((predict_labels(head, feats) == labels).float().mean())
+
+
+def few_shot_accuracy(train: FeatureSet, val: FeatureSet, per_class: int, draws: int = 5,
+                      C: float = 1.0, seed: int = 0) -> list[float]:
+    """Val accuracy of logistic regression trained on ``per_class`` random images per class.
+
+    Repeated for ``draws`` different random subsets: with 10 images the luck of the
+    draw matters, so the spread is part of the answer.
+
+    >>> g = torch.Generator().manual_seed(0)
+    >>> x = torch.randn(100, 4, generator=g); y = (x[:, 0] > 0).long()
+    >>> accs = few_shot_accuracy((x[:60], y[:60]), (x[60:], y[60:]), per_class=5, draws=3)
+    >>> len(accs), min(accs) > 0.6
+    (3, True)
+    """
+    from .images import subset_per_class
+
+    check_range("images per class", per_class, 1, 1_000_000, kind=int)
+    accs = []
+    for d in range(check_range("draws", draws, 1, 1000, kind=int)):
+        idx = subset_per_class(train[1].tolist(), per_class, seed + d)
+        accs.append(accuracy(fit_logreg((train[0][idx], train[1][idx]), C), *val))
+    return accs
+
+
+# --------------------------------------------------------------------------- cache vs recompute
+class FrozenFeatures(nn.Module):
+    """A backbone that stays frozen and in eval mode even inside a training loop.
+
+    ``fit`` calls ``model.train()``; without this wrapper that would switch the
+    backbone's BatchNorm layers to batch statistics, and its features would
+    no longer be the cached ones.
+    """
+
+    def __init__(self, backbone: nn.Module) -> None:
+        super().__init__()
+        self.backbone = backbone.eval().requires_grad_(False)
+
+    def train(self, mode: bool = True) -> "FrozenFeatures":
+        super().train(mode)
+        self.backbone.eval()
+        return self
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        with torch.no_grad():  # no graph through millions of frozen weights
+            return self.backbone(x).flatten(1)
+
+
+def compare_epoch_cost(backbone: nn.Module, head: nn.Module, images: tuple[Dataset, Dataset],
+                       cached: tuple[FeatureSet, FeatureSet], epochs: int = 1, lr: float = 1e-3,
+                       batch_size: int = 32, seed: int = 0) -> dict[str, training.History]:
+    """Train two copies of ``head`` the same way: on the feature cache, and recomputing the backbone.
+
+    ``images`` are the (train, val) image datasets with the same preprocessing
+    that produced ``cached``. Both runs start from the same weights and see the
+    batches in the same order, so they should reach the same accuracy; only the
+    time per epoch (``history.epoch_time``: train + val phase) differs.
+
+    >>> from torch.utils.data import TensorDataset
+    >>> net = nn.Sequential(nn.Flatten(), nn.Linear(12, 6))
+    >>> x = torch.randn(40, 3, 2, 2); y = torch.arange(40) % 2
+    >>> feats = features.extract_features(net, TensorDataset(x, y), progress=False)
+    >>> runs = compare_epoch_cost(net, nn.Linear(6, 2), (TensorDataset(x, y),) * 2, (feats, feats))
+    >>> abs(runs["cached"].val_acc[0] - runs["recomputed"].val_acc[0]) < 1e-6
+    True
+    """
+    epochs = check_range("epochs", epochs, 1, 100, kind=int)
+    device = torch.device("cpu")  # the comparison a laptop learner makes
+    frozen = FrozenFeatures(backbone)
+    runs: dict[str, training.History] = {}
+    for way in ("cached", "recomputed"):
+        model = copy.deepcopy(head)
+        opt = torch.optim.Adam(model.parameters(), lr=lr)
+        training.seed_everything(seed)  # the same shuffles for both ways
+        if way == "cached":
+            loaders = (features.feature_loader(*cached[0], batch_size=batch_size),
+                       features.feature_loader(*cached[1], batch_size=batch_size, shuffle=False))
+        else:
+            model = nn.Sequential(frozen, model)
+            loaders = (DataLoader(images[0], batch_size=batch_size, shuffle=True),
+                       DataLoader(images[1], batch_size=batch_size))
+        # each way at its best: one thread for the tiny cached products, all of them for the backbone
+        with limit_threads(1) if way == "cached" else nullcontext():
+            runs[way] = training.fit(model, *loaders, opt, epochs, device=device, progress=False,
+                                     restore_best=False)
+    return runs
+
+
+# --------------------------------------------------------------------------- cut depth
+def _pooled_blocks(model: nn.Module, spec: "BackboneSpec") -> Callable[[torch.Tensor], torch.Tensor]:
+    from .backbones import blocks
+
+    parts = blocks(model, spec)
+
+    def run(x: torch.Tensor) -> torch.Tensor:
+        pooled = []
+        for block in parts:  # one pass; pool after every block, like backbones.truncate does
+            x = block(x)
+            pooled.append(x.mean((2, 3)))
+        return torch.cat(pooled, 1)
+
+    return run
+
+
+def features_by_depth(model: nn.Module, spec: "BackboneSpec", dataset: Dataset,
+                      progress: bool = True) -> tuple[dict[int, torch.Tensor], torch.Tensor]:
+    """Pooled features after every block (depth 1 .. ``spec.num_blocks``) in a single pass.
+
+    ``result[d]`` equals what ``backbones.truncate(model, spec, d)`` outputs, but
+    the images go through the network once instead of once per depth.
+
+    >>> from torch.utils.data import TensorDataset
+    >>> from tlcourse import backbones
+    >>> spec = backbones.get_spec("efficientnet_lite0")
+    >>> net = backbones.build(spec, pretrained=False)
+    >>> ds = TensorDataset(torch.randn(2, 3, 64, 64), torch.tensor([0, 1]))
+    >>> by_depth, y = features_by_depth(net, spec, ds, progress=False)
+    >>> [by_depth[d].shape[1] for d in (1, spec.num_blocks)]
+    [32, 1280]
+    """
+    from .backbones import blocks
+
+    model.eval()
+    with torch.inference_mode():  # widths of every block's output, from one tiny image
+        x, widths = torch.zeros(1, 3, 32, 32), []
+        for block in blocks(model, spec):
+            x = block(x)
+            widths.append(x.shape[1])
+    table, labels = features.extract_features(_pooled_blocks(model, spec), dataset, batch_size=16,
+                                              progress=progress, desc="features at every depth")
+    parts = table.split(widths, dim=1)
+    return {d + 1: part.contiguous() for d, part in enumerate(parts)}, labels
+
+
+def hymenoptera_by_depth(spec: "BackboneSpec", split: str, size: int | None = None,
+                         pretrained: bool = True, progress: bool = True
+                         ) -> tuple[dict[int, torch.Tensor], torch.Tensor]:
+    """:func:`features_by_depth` of a hymenoptera split, cached on disk like the full-depth features.
+
+    >>> from tlcourse.backbones import get_spec
+    >>> by_depth, y = hymenoptera_by_depth(get_spec("efficientnet_lite0"), "val", 160)  # doctest: +SKIP
+    >>> sorted(by_depth)                                                              # doctest: +SKIP
+    [1, 2, 3, 4, 5, 6, 7, 8, 9]
+    """
+    from . import backbones, images, transforms
+
+    size = size or spec.input_size
+    root = str(config.data_root()).replace("/", "_")[-60:]
+    tag = f"{spec.name}-{'pre' if pretrained else 'rand'}-every-depth-{size}"
+    path = config.cache_dir() / "features" / f"hymenoptera-{split}-{tag}-{root}.pt"
+    if path.exists():
+        data = torch.load(path, weights_only=True)
+        return {int(d): f for d, f in data["features"].items()}, data["labels"]
+    if not pretrained:
+        torch.manual_seed(0)  # the same random network as features.hymenoptera_features
+    model = backbones.build(spec, pretrained=pretrained)
+    dataset = images.hymenoptera(split, transforms.eval_transform(spec, size))
+    by_depth, labels = features_by_depth(model, spec, dataset, progress=progress)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    torch.save({"features": {str(d): f for d, f in by_depth.items()}, "labels": labels}, tmp)
+    tmp.replace(path)  # atomic, like the other caches
+    return by_depth, labels
+
+
+def accuracy_by_depth(train: tuple[dict[int, torch.Tensor], torch.Tensor],
+                      val: tuple[dict[int, torch.Tensor], torch.Tensor], C: float = 1.0) -> dict[int, float]:
+    """Val accuracy of a logistic-regression head at every cut depth."""
+    return {d: accuracy(fit_logreg((train[0][d], train[1]), C), val[0][d], val[1]) for d in sorted(train[0])}
+
+
+# --------------------------------------------------------------------------- the original head
+def preprocessing_mistakes(spec: "BackboneSpec", size: int | None = None) -> dict[str, Callable]:
+    """The backbone's own preprocessing and three common ways to get it wrong.
+
+    >>> from tlcourse.backbones import get_spec
+    >>> list(preprocessing_mistakes(get_spec("efficientnet_lite0"), 160))
+    ['matching', 'another mean/std', 'pixels 0-255', 'too small (64 px)']
+    """
+    from dataclasses import replace
+
+    from torchvision.transforms import v2
+
+    from . import transforms
+    from .backbones import BACKBONES
+
+    size = size or spec.input_size
+    other = next(s for s in BACKBONES.values() if s.mean != spec.mean)  # another backbone's statistics
+    right = transforms.eval_transform(spec, size)
+    return {
+        "matching": right,
+        "another mean/std": transforms.eval_transform(replace(spec, mean=other.mean, std=other.std), size),
+        # forgetting ToDtype(scale=True): pixel values 0..255 instead of 0..1
+        "pixels 0-255": v2.Compose([*right.transforms[:2], v2.ToDtype(torch.float32, scale=False),
+                                    v2.Normalize(spec.mean, spec.std)]),
+        "too small (64 px)": transforms.eval_transform(spec, 64),
+    }
+
+
+@torch.inference_mode()
+def imagenet_accuracy(model: nn.Module, images: Sequence[torch.Tensor], labels: Sequence[int],
+                      transform: Callable, class_ids: Sequence[int]) -> float:
+    """How often the backbone's own ImageNet head names the right class (top-1 of 1000).
+
+    ``class_ids[c]`` is the ImageNet id of target class ``c``. Only a network
+    that really learned ImageNet scores well, and only with its own preprocessing.
+    """
+    model.eval()
+    x = torch.stack([transform(img) for img in images])
+    want = torch.as_tensor(class_ids)[torch.as_tensor(list(labels))]
+    return float((model(x).argmax(1) == want).float().mean())
+
+
+def as_table(rows: dict[str, dict[str, float]], first: str = "head", digits: int = 3) -> str:
+    """A small text table of named rows of numbers (what a lesson prints).
+
+    >>> print(as_table({"linear": {"val acc": 0.9312}}))
+    head      val acc
+    linear      0.931
+    """
+    cols = {c: max(7, len(c)) for c in next(iter(rows.values()))}
+    width = max(len(k) for k in [*rows, first]) + 2
+    lines = [first.ljust(width) + "  ".join(f"{c:>{w}}" for c, w in cols.items())]
+    lines += [name.ljust(width) + "  ".join(f"{row[c]:>{w}.{digits}f}" for c, w in cols.items())
+              for name, row in rows.items()]
+    return "\n".join(lines)
