@@ -119,6 +119,8 @@ def test_preprocessing_mistakes_and_imagenet_accuracy():
 
     acc = heads.imagenet_accuracy(Says(), [img] * 4, [0, 0, 1, 1], tfs["matching"], [310, 309])
     assert acc == 0.5
+    # in batches that do not divide the images evenly, every image still counts once
+    assert heads.imagenet_accuracy(Says(), [img] * 5, [0, 0, 0, 1, 1], tfs["matching"], [310, 309], batch_size=2) == 0.6
 
 
 def test_as_table():

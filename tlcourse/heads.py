@@ -177,7 +177,7 @@ class FrozenFeatures(nn.Module):
 
 def compare_epoch_cost(backbone: nn.Module, head: nn.Module, images: tuple[Dataset, Dataset],
                        cached: tuple[FeatureSet, FeatureSet], epochs: int = 1, lr: float = 1e-3,
-                       batch_size: int = 32, seed: int = 0) -> dict[str, training.History]:
+                       batch_size: int = 16, seed: int = 0) -> dict[str, training.History]:
     """Train two copies of ``head`` the same way: on the feature cache, and recomputing the backbone.
 
     ``images`` are the (train, val) image datasets with the same preprocessing
@@ -328,16 +328,21 @@ def preprocessing_mistakes(spec: "BackboneSpec", size: int | None = None) -> dic
 
 @torch.inference_mode()
 def imagenet_accuracy(model: nn.Module, images: Sequence[torch.Tensor], labels: Sequence[int],
-                      transform: Callable, class_ids: Sequence[int]) -> float:
+                      transform: Callable, class_ids: Sequence[int], batch_size: int = 16) -> float:
     """How often the backbone's own ImageNet head names the right class (top-1 of 1000).
 
     ``class_ids[c]`` is the ImageNet id of target class ``c``. Only a network
     that really learned ImageNet scores well, and only with its own preprocessing.
+    Images go through in batches of ``batch_size`` (little memory), on the model's device.
     """
     model.eval()
-    x = torch.stack([transform(img) for img in images])
+    device = next((p.device for p in model.parameters()), torch.device("cpu"))
     want = torch.as_tensor(class_ids)[torch.as_tensor(list(labels))]
-    return float((model(x).argmax(1) == want).float().mean())
+    hits = 0
+    for start in range(0, len(images), batch_size):
+        x = torch.stack([transform(img) for img in images[start:start + batch_size]]).to(device)
+        hits += int((model(x).argmax(1).cpu() == want[start:start + batch_size]).sum())
+    return hits / len(images)
 
 
 def as_table(rows: dict[str, dict[str, float]], first: str = "head", digits: int = 3) -> str:
