@@ -1,0 +1,514 @@
+"""Domain-adversarial training (DANN, Ganin & Lempitsky 2015) for small colour digits.
+
+Three parts share one input::
+
+    image ─▶ feature extractor G_f ─┬─▶ label classifier G_y ─▶ digit 0-9    (source labels)
+                                    └─▶ gradient reversal ─▶ domain classifier G_d ─▶ source / target
+
+The domain classifier learns to tell source from target features; the
+gradient reversal layer (identity forward, gradient times −λ backward) makes
+the feature extractor do the opposite, so it learns features on which the two
+domains look alike while the label classifier keeps them good for digits.
+
+Example:
+    >>> import torch
+    >>> x = torch.ones(3, requires_grad=True)
+    >>> grad_reverse(x, 0.5).sum().backward()
+    >>> x.grad.tolist()
+    [-0.5, -0.5, -0.5]
+    >>> round(lambda_schedule(0.5), 3), lambda_schedule(0.0), round(lambda_schedule(1.0, max_lambda=0.3), 3)
+    (0.987, 0.0, 0.3)
+    >>> model = DANN(size=28)
+    >>> model(torch.zeros(2, 3, 28, 28, dtype=torch.uint8)).shape
+    torch.Size([2, 10])
+"""
+from __future__ import annotations
+
+import copy
+import math
+import time
+from dataclasses import asdict, dataclass, field
+from typing import Any, Callable, Iterable, Sequence
+
+import matplotlib.pyplot as plt
+import numpy as np
+import torch
+import torch.nn.functional as F
+from matplotlib.figure import Figure
+from torch import nn
+
+from .training import autocast, pick_device, seed_everything
+
+Data = tuple[torch.Tensor, torch.Tensor]  # uint8 images (N, 3, H, W), labels (N,)
+METHODS = ("source only", "DANN", "target oracle")
+
+
+# --------------------------------------------------------------------------- gradient reversal
+class GradReverse(torch.autograd.Function):
+    """Identity on the way forward; multiplies the gradient by ``-lambd`` on the way back."""
+
+    @staticmethod
+    def forward(ctx: Any, x: torch.Tensor, lambd: float) -> torch.Tensor:
+        ctx.lambd = float(lambd)
+        return x.view_as(x)
+
+    @staticmethod
+    def backward(ctx: Any, grad: torch.Tensor) -> tuple[torch.Tensor, None]:
+        return -ctx.lambd * grad, None  # no gradient for λ itself
+
+
+def grad_reverse(x: torch.Tensor, lambd: float = 1.0) -> torch.Tensor:
+    """Apply :class:`GradReverse` with strength ``lambd``.
+
+    >>> x = torch.tensor([1.0, 2.0], requires_grad=True)
+    >>> (grad_reverse(x, 2.0) * torch.tensor([3.0, -1.0])).sum().backward()
+    >>> x.grad.tolist()
+    [-6.0, 2.0]
+    """
+    return GradReverse.apply(x, lambd)
+
+
+class GradientReversal(nn.Module):
+    """The reversal layer as a module; set ``.lambd`` during training (the schedule).
+
+    >>> GradientReversal(0.3)
+    GradientReversal(lambd=0.3)
+    """
+
+    def __init__(self, lambd: float = 1.0) -> None:
+        super().__init__()
+        self.lambd = lambd
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return grad_reverse(x, self.lambd)
+
+    def extra_repr(self) -> str:
+        return f"lambd={self.lambd:g}"
+
+
+def lambda_schedule(p: float, gamma: float = 10.0, max_lambda: float = 1.0) -> float:
+    """DANN's λ at training progress ``p`` in [0, 1]: ``max_lambda · (2 / (1 + exp(−γ p)) − 1)``.
+
+    It starts at 0, so the domain classifier cannot disturb the young features,
+    and rises smoothly to ``max_lambda`` (γ sets how fast).
+
+    >>> [round(lambda_schedule(p), 2) for p in (0, 0.1, 0.25, 1)]
+    [0.0, 0.46, 0.85, 1.0]
+    """
+    if not 0.0 <= p <= 1.0:
+        raise ValueError(f"training progress p must be in [0, 1], got {p}")
+    return max_lambda * (2.0 / (1.0 + math.exp(-gamma * p)) - 1.0)
+
+
+# --------------------------------------------------------------------------- the network
+def _mlp(dim: int, hidden: Sequence[int], out: int, batchnorm: bool) -> nn.Sequential:
+    layers: list[nn.Module] = []
+    for h in hidden:
+        layers += [nn.Linear(dim, h), nn.BatchNorm1d(h) if batchnorm else nn.Identity(), nn.ReLU()]
+        dim = h
+    return nn.Sequential(*layers, nn.Linear(dim, out))
+
+
+class DANN(nn.Module):
+    """The DANN paper's MNIST network (two 5x5 conv layers, 32 and 48 filters), with BatchNorm.
+
+    ``forward`` returns class logits, so it is an ordinary classifier;
+    :meth:`features` and :meth:`domain_logits` give the other two parts.
+    Inputs are uint8 images (or floats in [0, 255]) of ``size`` pixels;
+    scaling to [-1, 1] happens inside.
+
+    >>> DANN(size=32).dim, DANN(size=28).dim
+    (1200, 768)
+    """
+
+    def __init__(self, size: int = 28, widths: tuple[int, int] = (32, 48),
+                 hidden: Sequence[int] = (100, 100), domain_hidden: Sequence[int] = (100,),
+                 batchnorm: bool = True, lambd: float = 0.0) -> None:
+        super().__init__()
+        w1, w2 = widths
+        bn: Callable[[int], nn.Module] = nn.BatchNorm2d if batchnorm else (lambda c: nn.Identity())
+        # conv 5x5 → pool → conv 5x5 → pool, as in the paper.
+        self.feature = nn.Sequential(
+            nn.Conv2d(3, w1, 5), bn(w1), nn.ReLU(), nn.MaxPool2d(2),
+            nn.Conv2d(w1, w2, 5), bn(w2), nn.Dropout2d(0.1), nn.ReLU(), nn.MaxPool2d(2),
+            nn.Flatten(),
+        )
+        side = ((size - 4) // 2 - 4) // 2  # two 5x5 convs (no padding), each followed by a 2x2 pool
+        if side < 1:
+            raise ValueError(f"images of {size} pixels are too small for this network (at least 16)")
+        self.size, self.dim = size, w2 * side * side
+        self.classifier = _mlp(self.dim, hidden, 10, batchnorm)
+        self.reversal = GradientReversal(lambd)
+        self.domain = _mlp(self.dim, domain_hidden, 2, batchnorm)
+
+    def features(self, x: torch.Tensor) -> torch.Tensor:
+        """The shared features (N, dim) of uint8 images (768 at 28 px, 1200 at 32 px)."""
+        return self.feature(x.float() / 127.5 - 1.0)
+
+    def domain_logits(self, feats: torch.Tensor) -> torch.Tensor:
+        """Source-vs-target logits of features, through the reversal layer."""
+        return self.domain(self.reversal(feats))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.classifier(self.features(x))
+
+    def parts(self) -> dict[str, nn.Module]:
+        """The three trainable parts by name (the reversal layer has no weights)."""
+        return {"feature extractor": self.feature, "label classifier": self.classifier,
+                "domain classifier": self.domain}
+
+
+# --------------------------------------------------------------------------- training
+@dataclass
+class DannHistory:
+    """Per-epoch record of one run (``target_acc`` on the held-out target images)."""
+
+    mode: str = "dann"
+    label_loss: list[float] = field(default_factory=list)
+    domain_loss: list[float] = field(default_factory=list)
+    domain_acc: list[float] = field(default_factory=list)
+    target_acc: list[float] = field(default_factory=list)
+    lambd: list[float] = field(default_factory=list)
+    seconds: float = 0.0
+
+    @property
+    def epochs(self) -> int:
+        return len(self.label_loss)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def _device_of(model: nn.Module) -> torch.device:
+    return next(model.parameters()).device
+
+
+@torch.inference_mode()
+def predict_labels(model: nn.Module, x: torch.Tensor, batch_size: int = 1000) -> torch.Tensor:
+    """Predicted digits for images ``x`` (eval mode, on the model's device), on the CPU."""
+    model.eval()
+    device = _device_of(model)
+    out = []
+    for i in range(0, len(x), batch_size):
+        with autocast(device):
+            out.append(model(x[i:i + batch_size].to(device)).argmax(1).cpu())
+    return torch.cat(out) if out else torch.zeros(0, dtype=torch.long)
+
+
+def accuracy(model: nn.Module, data: Data, batch_size: int = 1000) -> float:
+    """Share of ``data`` the model labels correctly (eval mode).
+
+    >>> accuracy(DANN(), (torch.zeros(4, 3, 28, 28), torch.zeros(4, dtype=torch.long))) in (0.0, 1.0)
+    True
+    """
+    x, y = data
+    return float((predict_labels(model, x, batch_size) == y.cpu()).float().mean())
+
+
+@torch.inference_mode()
+def embed(model: DANN, x: torch.Tensor, batch_size: int = 1000) -> torch.Tensor:
+    """Shared features of images ``x`` (eval mode), on the CPU, for feature-space maps.
+
+    >>> embed(DANN(), torch.zeros(3, 3, 28, 28)).shape
+    torch.Size([3, 768])
+    """
+    model.eval()
+    device = _device_of(model)
+    return torch.cat([model.features(x[i:i + batch_size].to(device)).float().cpu()
+                      for i in range(0, len(x), batch_size)])
+
+
+def dann_step(model: DANN, optimizer: torch.optim.Optimizer, xs: torch.Tensor, ys: torch.Tensor,
+              xt: torch.Tensor, lambd: float) -> tuple[float, float, float]:
+    """One update on a labelled source batch and an unlabelled target batch.
+
+    Returns (label loss, domain loss, domain accuracy). With ``lambd > 0`` the
+    two batches go through the feature extractor together and the domain
+    classifier's gradient reaches it reversed. With ``lambd=0`` (source only)
+    the feature extractor never sees a target image in training mode, and the
+    domain classifier only *measures* how far apart the domains are: it is
+    trained on detached features computed in eval mode.
+    """
+    model.train()
+    model.reversal.lambd = lambd
+    device = xs.device
+    n = len(xs)
+    dom_true = torch.cat([torch.zeros(n, dtype=torch.long, device=device),
+                          torch.ones(len(xt), dtype=torch.long, device=device)])
+    with autocast(device):
+        if lambd > 0:
+            feats = model.features(torch.cat([xs, xt]))  # one batch: BatchNorm sees both domains
+            label_logits = model.classifier(feats[:n])
+        else:
+            label_logits = model.classifier(model.features(xs))
+            with torch.no_grad():
+                model.feature.eval()
+                feats = model.features(torch.cat([xs, xt]))
+                model.feature.train()
+        label_loss = F.cross_entropy(label_logits.float(), ys)
+        dom_logits = model.domain_logits(feats).float()
+        domain_loss = F.cross_entropy(dom_logits, dom_true)
+    optimizer.zero_grad(set_to_none=True)
+    # The reversal layer flips the domain gradient for G_f only, so one sum trains all three.
+    (label_loss + domain_loss).backward()
+    optimizer.step()
+    dom_acc = (dom_logits.argmax(1) == dom_true).float().mean()
+    return label_loss.item(), domain_loss.item(), dom_acc.item()
+
+
+def _batches(n: int, batch_size: int, generator: torch.Generator) -> Iterable[torch.Tensor]:
+    """Index batches of a fresh permutation of ``range(n)``, forever."""
+    while True:
+        order = torch.randperm(n, generator=generator)
+        for i in range(0, n - batch_size + 1, batch_size):
+            yield order[i:i + batch_size]
+
+
+def train_dann(model: DANN, source: Data, target_x: torch.Tensor, *, epochs: int = 5,
+               lr: float = 1e-3, batch_size: int = 64, max_lambda: float = 0.1, gamma: float = 10.0,
+               eval_data: Data | None = None, seed: int = 0, mode: str = "dann",
+               device: torch.device | str | None = None,
+               callbacks: Iterable[Callable[[DannHistory], None]] = ()) -> DannHistory:
+    """Train ``model`` on labelled ``source`` and unlabelled ``target_x``; return its history.
+
+    An epoch is one pass over the source; each step also takes a target batch.
+    ``mode='dann'`` raises λ by :func:`lambda_schedule` up to ``max_lambda``;
+    ``mode='source'`` keeps λ = 0 (source only: the domain classifier just
+    watches). For the target oracle, pass the labelled *target* images as
+    ``source`` with ``mode='source'``. Adam, with the paper's learning-rate
+    decay ``lr / (1 + 10 p)^0.75``. Runs on ``device`` (default: CUDA if
+    present, :func:`tlcourse.training.pick_device`); the model stays there.
+
+    >>> x = torch.randint(0, 255, (64, 3, 28, 28), dtype=torch.uint8)
+    >>> h = train_dann(DANN(), (x, torch.arange(64) % 10), x, epochs=1, batch_size=32, device="cpu")
+    >>> h.epochs, len(h.domain_acc)
+    (1, 1)
+    """
+    if mode not in ("dann", "source"):
+        raise ValueError(f"mode must be 'dann' or 'source', got {mode!r}")
+    if epochs < 1 or batch_size < 2 or len(source[1]) < batch_size or len(target_x) < batch_size:
+        raise ValueError(f"need epochs ≥ 1 and at least batch_size={batch_size} images in each domain "
+                         f"(got epochs={epochs}, {len(source[1])} source and {len(target_x)} target images)")
+    seed_everything(seed)
+    device = torch.device(device) if device is not None else pick_device()
+    model.to(device)
+    xs_all, ys_all = source[0].to(device), source[1].to(device)
+    xt_all = target_x.to(device)
+    steps = len(ys_all) // batch_size
+    # Separate generators: the source batches do not depend on the target set's size.
+    src_batches = _batches(len(ys_all), batch_size, torch.Generator().manual_seed(seed))
+    tgt_batches = _batches(len(xt_all), batch_size, torch.Generator().manual_seed(seed + 1))
+    opt = torch.optim.Adam(model.parameters(), lr=lr)
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: (1 + 10 * s / (epochs * steps)) ** -0.75)
+    history, start = DannHistory(mode=mode), time.perf_counter()
+    for epoch in range(epochs):
+        sums = np.zeros(3)
+        for step in range(steps):
+            p = (epoch * steps + step) / (epochs * steps)
+            lambd = lambda_schedule(p, gamma, max_lambda) if mode == "dann" else 0.0
+            i, j = next(src_batches).to(device), next(tgt_batches).to(device)
+            sums += dann_step(model, opt, xs_all[i], ys_all[i], xt_all[j], lambd)
+            sched.step()
+        for key, value in zip(("label_loss", "domain_loss", "domain_acc"), sums / steps):
+            getattr(history, key).append(float(value))
+        history.lambd.append(lambd)
+        if eval_data is not None:
+            history.target_acc.append(accuracy(model, eval_data))
+        history.seconds = time.perf_counter() - start
+        for cb in callbacks:
+            cb(history)
+    model.eval()
+    return history
+
+
+def train_method(method: str, task: Any, *, seed: int = 0, model_kw: dict | None = None,
+                 **train_kw: Any) -> tuple[DANN, DannHistory]:
+    """Train one of :data:`METHODS` on a :class:`tlcourse.digit_splits.Task`; return (model, history).
+
+    - ``'source only'``: labelled source images; the target images only feed
+      the watching domain classifier.
+    - ``'DANN'``: labelled source + unlabelled ``adapt`` images, gradient reversal.
+    - ``'target oracle'``: the ``adapt`` images *with their labels* (the
+      ceiling; unavailable in real adaptation), source images for the domain
+      classifier to watch.
+
+    Every method is judged on the same held-out ``eval`` images
+    (``history.target_acc``). ``train_kw`` goes to :func:`train_dann`.
+    """
+    if method not in METHODS:
+        raise KeyError(f"method must be one of {METHODS}, got {method!r}")
+    size = task["source"][0].shape[-1]
+    seed_everything(seed)
+    model = DANN(size=size, **(model_kw or {}))
+    if method == "target oracle":
+        source, target_x, mode = task["adapt"], task["source"][0], "source"
+    else:
+        source, target_x = task["source"], task["adapt"][0]
+        mode = "dann" if method == "DANN" else "source"
+    history = train_dann(model, source, target_x, mode=mode, seed=seed, eval_data=task["eval"], **train_kw)
+    return model, history
+
+
+def result_row(method: str, task: Any, model: nn.Module, history: DannHistory, seed: int) -> dict[str, Any]:
+    """One row of the results table: accuracy on the held-out target and on held-out source."""
+    return {"target": task.target_name, "method": method, "seed": seed,
+            "target_acc": history.target_acc[-1] if history.target_acc else accuracy(model, task["eval"]),
+            "source_acc": accuracy(model, task["source_eval"]), "seconds": history.seconds}
+
+
+def summarize(rows: Sequence[dict[str, Any]]):
+    """Mean ± std over seeds, one row per (target, method), in :data:`METHODS` order.
+
+    >>> rows = [dict(target="mnist_m", method="DANN", seed=s, target_acc=a, source_acc=.98, seconds=1.0)
+    ...         for s, a in enumerate([.7, .8])]
+    >>> summarize(rows)["target acc"].iloc[0]
+    '0.750 ± 0.071'
+    """
+    import pandas as pd
+
+    df = pd.DataFrame(list(rows))
+    order = {m: i for i, m in enumerate(METHODS)}
+    out = []
+    for (target, method), g in df.groupby(["target", "method"], sort=False):
+        t, s = g["target_acc"], g["source_acc"]
+        out.append({"target": target, "method": method, "seeds": len(g),
+                    "target acc": f"{t.mean():.3f} ± {t.std(ddof=1):.3f}" if len(g) > 1 else f"{t.mean():.3f}",
+                    "source acc": f"{s.mean():.3f}", "mean target acc": t.mean(),
+                    "s per run": round(float(g["seconds"].mean()), 1), "_o": order.get(method, 99)})
+    table = pd.DataFrame(out)
+    first_seen = {t: i for i, t in enumerate(dict.fromkeys(df["target"]))}
+    table = table.assign(_t=table["target"].map(first_seen)).sort_values(["_t", "_o"])
+    return table.drop(columns=["_o", "_t"]).set_index(["target", "method"])
+
+
+# --------------------------------------------------------------------------- pictures
+def plot_history(histories: dict[str, DannHistory] | DannHistory, fig: Figure | None = None,
+                 title: str = "") -> Figure:
+    """Label loss, domain loss, domain accuracy and target accuracy per epoch, one colour per run.
+
+    >>> fig = plot_history({"a": DannHistory(label_loss=[1, .5], domain_loss=[.7, .6],
+    ...                                      domain_acc=[.9, .6], target_acc=[.3, .5])})
+    >>> len(fig.axes)
+    4
+    """
+    if isinstance(histories, DannHistory):
+        histories = {"run": histories}
+    fig = fig or plt.figure(figsize=(13, 3.2))
+    fig.clear()
+    axes = fig.subplots(1, 4)
+    panels = [("label_loss", "label loss (source)", None), ("domain_loss", "domain loss", None),
+              ("domain_acc", "domain accuracy (0.5 = can't tell)", (0.3, 1.02)),
+              ("target_acc", "accuracy on held-out target", (0, 1.02))]
+    for i, (name, h) in enumerate(histories.items()):
+        for ax, (key, _, _) in zip(axes, panels):
+            values = getattr(h, key)
+            ax.plot(np.arange(1, len(values) + 1), values, "-o", ms=3, color=f"C{i}", label=name)
+    for ax, (_, label, ylim) in zip(axes, panels):
+        ax.set(xlabel="epoch", title=label)
+        if ylim:
+            ax.set_ylim(*ylim)
+    axes[2].axhline(0.5, color="grey", ls=":", lw=1)
+    axes[-1].legend(fontsize=8, loc="lower right")
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout()
+    return fig
+
+
+class LiveDannCurves:
+    """A :func:`train_dann` callback that redraws :func:`plot_history` after every epoch.
+
+    >>> LiveDannCurves(display=False)(DannHistory(label_loss=[1.0], domain_loss=[.7], domain_acc=[.5]))
+    """
+
+    def __init__(self, title: str = "", others: dict[str, DannHistory] | None = None,
+                 display: bool = True) -> None:
+        self.title, self.others, self.show = title, dict(others or {}), display
+        self.fig = plt.figure(figsize=(13, 3.2))
+        plt.close(self.fig)  # shown through the display handle only
+        self.handle = None
+
+    def __call__(self, history: DannHistory) -> None:
+        plot_history({**self.others, "this run": history}, self.fig, self.title)
+        if not self.show:
+            return
+        from IPython.display import display
+
+        if self.handle is None:
+            self.handle = display(self.fig, display_id=True)
+        else:
+            self.handle.update(self.fig)
+
+
+def plot_lambda_schedule(gamma: float = 10.0, max_lambda: float = 0.1, ax: Any = None,
+                         reference: tuple[float, float] | None = (10.0, 1.0)) -> Figure:
+    """λ over training progress for one γ and scale (dotted: the paper's γ = 10, scale 1).
+
+    >>> len(plot_lambda_schedule(5.0, 0.5).axes[0].lines)
+    2
+    """
+    if ax is None:
+        _, ax = plt.subplots(figsize=(6, 2.6))
+    p = np.linspace(0, 1, 101)
+    ax.plot(p, [lambda_schedule(v, gamma, max_lambda) for v in p], label=f"γ = {gamma:g}, scale {max_lambda:g}")
+    if reference:
+        ax.plot(p, [lambda_schedule(v, *reference) for v in p], ":", color="grey",
+                label=f"paper: γ = {reference[0]:g}, scale {reference[1]:g}")
+    ax.set(xlabel="training progress p", ylabel="λ", title="the λ schedule",
+           ylim=(0, max(1.05, 1.05 * max_lambda)))
+    ax.legend(fontsize=8, loc="lower right")
+    return ax.figure
+
+
+def project_2d(features: np.ndarray, method: str = "pca", seed: int = 0) -> np.ndarray:
+    """2-D coordinates of feature vectors: PCA (fast, linear) or t-SNE (slower, keeps neighbours).
+
+    >>> project_2d(np.random.rand(30, 5)).shape
+    (30, 2)
+    """
+    from sklearn.decomposition import PCA
+    from sklearn.manifold import TSNE
+
+    x = np.asarray(features, dtype=np.float32)
+    if method == "pca":
+        return PCA(n_components=2, random_state=seed).fit_transform(x)
+    if method == "tsne":
+        return TSNE(n_components=2, init="pca", perplexity=min(30, len(x) - 1),
+                    random_state=seed).fit_transform(x)
+    raise ValueError(f"method must be 'pca' or 'tsne', got {method!r}")
+
+
+def _scatter(ax: Any, xy: np.ndarray, labels: np.ndarray, title: str, size: float) -> None:
+    for i, value in enumerate(dict.fromkeys(labels.tolist())):
+        pick = labels == value
+        ax.scatter(xy[pick, 0], xy[pick, 1], s=size, alpha=0.6, color=f"C{i % 10}", label=str(value))
+    ax.set(title=title, xticks=[], yticks=[])
+    ax.legend(fontsize=7, markerscale=2, ncol=2 if len(set(labels.tolist())) > 5 else 1)
+
+
+def feature_maps(models: dict[str, DANN], source_x: torch.Tensor, source_y: torch.Tensor,
+                 target_x: torch.Tensor, target_y: torch.Tensor, method: str = "pca",
+                 names: tuple[str, str] = ("source", "target")) -> Figure:
+    """For each model, one 2-D map of its features, coloured by domain (top) and by digit (bottom).
+
+    The map is computed once per model from source and target features together
+    (:func:`project_2d`), so both colourings show the very same points.
+
+    >>> x = torch.randint(0, 255, (20, 3, 28, 28), dtype=torch.uint8); y = torch.arange(20) % 10
+    >>> len(feature_maps({"a": DANN()}, x, y, x, y).axes)
+    2
+    """
+    fig, axes = plt.subplots(2, len(models), figsize=(4.6 * len(models), 8.4), squeeze=False)
+    domain = np.array([names[0]] * len(source_x) + [names[1]] * len(target_x))
+    digits = torch.cat([source_y, target_y]).cpu().numpy()
+    for col, (title, model) in enumerate(models.items()):
+        xy = project_2d(embed(model, torch.cat([source_x, target_x])).numpy(), method)
+        _scatter(axes[0, col], xy, domain, f"{title}: by domain ({method.upper()})", 6)
+        _scatter(axes[1, col], xy, digits, f"{title}: by digit", 6)
+    fig.tight_layout()
+    return fig
+
+
+def clone(model: DANN) -> DANN:
+    """An independent copy (e.g. to keep a model before training it further)."""
+    return copy.deepcopy(model)
