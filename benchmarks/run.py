@@ -232,7 +232,8 @@ def child_step() -> dict:
         F.cross_entropy(model(x), y).backward()
         opt.step()
 
-    return {"step_s": timed(step, repeat=8, warmup=2)}
+    seconds = timed(step, repeat=8, warmup=2)
+    return {"step_s": seconds, "peak_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
 
 
 def bench_malloc(runs: int) -> dict:
@@ -242,15 +243,17 @@ def bench_malloc(runs: int) -> dict:
     for name, env in (("glibc default", glibc_default), ("course settings", course)):
         clean = {k: v for k, v in os.environ.items() if not k.startswith("MALLOC_")}
         clean.update({k: v for k, v in env.items() if v})
-        times = []
+        times, peaks = [], []
         for _ in range(runs):
             out = subprocess.run([sys.executable, __file__, "--child", "step"], capture_output=True,
                                  text=True, env=clean, cwd=REPO, check=True)
-            times.append(json.loads(out.stdout.strip().splitlines()[-1])["step_s"])
+            measured = json.loads(out.stdout.strip().splitlines()[-1])
+            times.append(measured["step_s"])
+            peaks.append(measured["peak_mb"])
         result[name] = times
         rows.append({"allocator": name, "median s/step": f"{statistics.median(times):.3f}",
                      "min": f"{min(times):.3f}", "max": f"{max(times):.3f}",
-                     "max/min": f"{max(times) / min(times):.2f}"})
+                     "max/min": f"{max(times) / min(times):.2f}", "peak MB": f"{max(peaks):.0f}"})
     table(f"allocator: training step, {runs} fresh processes each", rows)
     return result
 
