@@ -1,0 +1,608 @@
+"""The lesson-00 decision guide, measured: strategy x target-data size x similarity to the source.
+
+:func:`run_strategies` trains fixed features, lower-layer features, partial and
+full fine-tuning and training from scratch for several numbers of labelled
+images per class, on a target similar to ImageNet (hymenoptera) and a
+dissimilar one (digits), and :func:`compare_with_guide` sets the measured
+winner of every cell beside what :func:`tlcourse.guide.recommend` says.
+
+It is cheap by design, so that it runs on a laptop CPU in a minute:
+
+* the frozen part of the backbone runs **once** per task over the images the
+  experiment uses: one pass gives the pooled features after every block (the
+  two feature strategies) *and* the feature maps entering the last blocks, so
+  a partial fine-tune trains only those blocks on cached maps (exactly the same
+  computation as fine-tuning with the lower blocks frozen, without augmentation);
+* full fine-tuning and from-scratch runs use small images and a fixed budget
+  of optimiser steps (:class:`Recipe`), the same for every run: a fair race;
+* every finished run is stored as JSON in :func:`results_dir`, keyed by all the
+  settings that change it, so running the notebook again trains nothing.
+
+Example:
+    >>> Recipe(epochs=2, min_steps=5, max_steps=50, batch_size=16).steps_for(100)
+    13
+    >>> Task("hymenoptera", similarity=0.9, image_size=96).label
+    'similar'
+    >>> table = pd.DataFrame({"similarity": ["similar"] * 2, "per_class": [5, 5],
+    ...                       "strategy": ["fixed features", "from scratch"], "accuracy": [0.9, 0.6]})
+    >>> compare_with_guide(table, {"similar": 0.9}).loc[0, ["winner", "guide says"]].tolist()
+    ['fixed features', 'fixed features']
+"""
+from __future__ import annotations
+
+import copy
+import hashlib
+import json
+import math
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Iterator, Sequence
+
+import numpy as np
+import pandas as pd
+import torch
+import torch.nn.functional as nnf
+from torch import nn
+from torch.utils.data import DataLoader, RandomSampler, TensorDataset
+
+from . import backbones, config, images, training, transforms
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
+
+    from .backbones import BackboneSpec
+
+#: The strategies measured, cheapest first.
+STRATEGIES = ("fixed features", "lower-layer features", "partial fine-tune", "full fine-tune", "from scratch")
+#: The two that train only a classifier on frozen features.
+FEATURE_STRATEGIES = STRATEGIES[:2]
+#: Which measured strategies carry out each recommendation of the lesson-00 guide.
+GUIDE_STRATEGIES = {"fixed features": ("fixed features",),
+                    "lower-layer features": ("lower-layer features",),
+                    "fine-tune": ("partial fine-tune", "full fine-tune"),
+                    "fine-tune all": ("full fine-tune",)}
+#: Bumped whenever a change in this module changes results, so old cached runs are not reused.
+VERSION = 3
+
+
+@dataclass(frozen=True)
+class Task:
+    """A target task: ``dataset`` is ``"hymenoptera"`` or a digit domain (``"mnist"``, ``"usps"``, ``"mnist_m"``).
+
+    ``similarity`` is how much it looks like ImageNet (0..1: the guide's input),
+    ``image_size`` the pixels fed to the backbone, ``eval_images`` how many held-out
+    digits to score on (hymenoptera always uses its own val split).
+    """
+
+    dataset: str
+    similarity: float
+    image_size: int
+    eval_images: int = 500
+
+    @property
+    def label(self) -> str:
+        """``"similar"`` or ``"dissimilar"``, with the guide's threshold."""
+        from .guide import SIMILAR_FROM
+
+        return "similar" if self.similarity >= SIMILAR_FROM else "dissimilar"
+
+
+@dataclass(frozen=True)
+class Recipe:
+    """How every training run of the experiment is done: one recipe for all, a fair race.
+
+    A fine-tune run takes :meth:`steps_for` Adam steps on its subset (no
+    augmentation: every strategy sees the same pixels) and is scored once at the
+    end. The feature strategies fit logistic regression (``C``) on features
+    after the last block, or after :meth:`depth_for` blocks. The partial
+    fine-tune trains the last ``partial_blocks`` blocks and the new head.
+    """
+
+    epochs: float = 3.0
+    min_steps: int = 10
+    max_steps: int = 40
+    batch_size: int = 16
+    head_lr: float = 1e-3
+    backbone_lr: float = 3e-4
+    scratch_lr: float = 1e-3
+    partial_blocks: int = 2
+    lower_depth: int | None = None  # None: two thirds of the way up (block 6 of 9 in EfficientNet-Lite0)
+    C: float = 1.0
+
+    def depth_for(self, spec: "BackboneSpec") -> int:
+        """The cut of the lower-layer strategy.
+
+        >>> Recipe().depth_for(backbones.get_spec("efficientnet_lite0"))
+        6
+        """
+        return self.lower_depth or spec.num_blocks * 2 // 3
+
+    def cut_for(self, spec: "BackboneSpec") -> int:
+        """How many blocks stay frozen in the partial fine-tune.
+
+        >>> Recipe(partial_blocks=2).cut_for(backbones.get_spec("efficientnet_lite0"))
+        7
+        """
+        if not 1 <= self.partial_blocks < spec.num_blocks:
+            raise ValueError(f"partial_blocks must be in 1..{spec.num_blocks - 1}, got {self.partial_blocks}")
+        return spec.num_blocks - self.partial_blocks
+
+    def steps_for(self, n_images: int) -> int:
+        """Optimiser steps for a subset of ``n_images``: ``epochs`` passes, within [min_steps, max_steps].
+
+        >>> [Recipe(epochs=2, min_steps=10, max_steps=40, batch_size=16).steps_for(n) for n in (10, 200, 2000)]
+        [10, 25, 40]
+        """
+        return min(self.max_steps, max(self.min_steps, math.ceil(self.epochs * n_images / self.batch_size)))
+
+    def settings(self, strategy: str) -> dict:
+        """The fields that change the result of ``strategy`` (the rest do not enter its cache key).
+
+        >>> sorted(Recipe().settings("fixed features"))
+        ['C', 'lower_depth']
+        """
+        if strategy in FEATURE_STRATEGIES:
+            return {"C": self.C, "lower_depth": self.lower_depth}
+        fields = asdict(self)
+        for name in ("C", "lower_depth") + (("partial_blocks",) if strategy != "partial fine-tune" else ()):
+            fields.pop(name)
+        return fields
+
+
+@dataclass
+class TaskData:
+    """A task's images: the pool that training subsets are drawn from, and the eval set (preprocessed)."""
+
+    task: Task
+    pool: tuple[torch.Tensor, torch.Tensor]
+    eval: tuple[torch.Tensor, torch.Tensor]
+    num_classes: int
+
+
+def _normalised(x: torch.Tensor, spec: "BackboneSpec", size: int) -> torch.Tensor:
+    """uint8 digits (N, 3, H, W) -> float, resized to ``size``, the backbone's mean/std."""
+    x = x.float() / 255
+    if x.shape[-1] != size:
+        x = nnf.interpolate(x, size=(size, size), mode="bilinear", antialias=True, align_corners=False)
+    mean, std = torch.tensor(spec.mean).view(1, 3, 1, 1), torch.tensor(spec.std).view(1, 3, 1, 1)
+    return (x - mean) / std
+
+
+def load_task(task: Task, spec: "BackboneSpec") -> TaskData:
+    """A task's images with the backbone's own preprocessing.
+
+    Hymenoptera: the train split is the pool, the val split the eval set, both
+    through the backbone's eval transform at ``task.image_size``. Digits: a fixed
+    random ``eval_images`` of the test split (the only split in the offline data
+    root) are the eval set and the rest the pool, kept as uint8 so that only the
+    images a subset draws are resized and normalised.
+    """
+    if task.dataset == "hymenoptera":
+        tf = transforms.eval_transform(spec, task.image_size)
+        split = [images.hymenoptera(s, tf) for s in ("train", "val")]
+        stacked = [(torch.stack([ds[i][0] for i in range(len(ds))]), torch.as_tensor(ds.targets)) for ds in split]
+        return TaskData(task, stacked[0], stacked[1], len(split[0].classes))
+    from . import digits
+
+    x, y = digits.load_digits(task.dataset, "test", 32)
+    order = torch.randperm(len(y), generator=torch.Generator().manual_seed(0))
+    ev, rest = order[:task.eval_images], order[task.eval_images:]
+    return TaskData(task, (x[rest], y[rest]), (_normalised(x[ev], spec, task.image_size), y[ev]), 10)
+
+
+def subset_indices(data: TaskData, per_class: int, seed: int) -> torch.Tensor:
+    """Pool indices of ``per_class`` random images of every class (the same seed gives nested subsets).
+
+    A class with fewer images gives all it has (hymenoptera has 121-124 per class).
+    """
+    return torch.as_tensor(images.subset_per_class(data.pool[1].tolist(), per_class, seed))
+
+
+def pool_images(data: TaskData, spec: "BackboneSpec", idx: torch.Tensor) -> torch.Tensor:
+    """The pool images ``idx``, preprocessed for the backbone."""
+    x = data.pool[0][idx]
+    return _normalised(x, spec, data.task.image_size) if x.dtype == torch.uint8 else x
+
+
+@torch.inference_mode()
+def frozen_pass(model: nn.Module, spec: "BackboneSpec", x: torch.Tensor, cut: int, batch_size: int = 32,
+                device: torch.device | None = None) -> tuple[dict[int, torch.Tensor], torch.Tensor]:
+    """One pass of the pretrained network over ``x``: pooled features after every block, and the
+    feature maps after the first ``cut`` blocks (the input of a partial fine-tune).
+
+    ``pooled[d]`` equals what ``backbones.truncate(model, spec, d)`` outputs.
+
+    >>> spec = backbones.get_spec("efficientnet_lite0")
+    >>> net = backbones.build(spec, pretrained=False)
+    >>> pooled, maps = frozen_pass(net, spec, torch.randn(3, 3, 64, 64), cut=7)
+    >>> pooled[9].shape, maps.shape
+    (torch.Size([3, 1280]), torch.Size([3, 192, 2, 2]))
+    """
+    device = device or training.pick_device()
+    parts = backbones.blocks(model.to(device).eval(), spec)
+    pooled: dict[int, list] = {d: [] for d in range(1, len(parts) + 1)}
+    maps = []
+    for start in range(0, len(x), batch_size):
+        h = x[start:start + batch_size].to(device)
+        with training.autocast(device):
+            for d, block in enumerate(parts, start=1):
+                h = block(h)
+                pooled[d].append(h.float().mean((2, 3)).cpu())
+                if d == cut:
+                    maps.append(h.float().cpu())
+    return {d: torch.cat(v) for d, v in pooled.items()}, torch.cat(maps)
+
+
+def feature_run(train: tuple[torch.Tensor, torch.Tensor], test: tuple[torch.Tensor, torch.Tensor],
+                C: float = 1.0) -> float:
+    """Logistic regression on frozen features: test accuracy.
+
+    >>> x = torch.randn(40, 3); y = (x[:, 0] > 0).long()
+    >>> feature_run((x[:20], y[:20]), (x[20:], y[20:])) > 0.7
+    True
+    """
+    from . import heads
+
+    return heads.accuracy(heads.fit_logreg(train, C), *test)
+
+
+class TopBlocks(nn.Module):
+    """The last blocks of a pretrained network and a new head: what a partial fine-tune trains."""
+
+    def __init__(self, model: nn.Module, spec: "BackboneSpec", cut: int, num_classes: int) -> None:
+        super().__init__()
+        self.body = nn.Sequential(*copy.deepcopy(backbones.blocks(model, spec)[cut:]))
+        self.head = nn.Linear(spec.feature_dim, num_classes)
+
+    def forward(self, maps: torch.Tensor) -> torch.Tensor:
+        return self.head(self.body(maps).mean((2, 3)))
+
+
+def train_steps(model: nn.Module, groups: list[dict], train: tuple[torch.Tensor, torch.Tensor],
+                test: tuple[torch.Tensor, torch.Tensor], steps: int, batch_size: int,
+                device: torch.device | None = None, recalibrate: int = 256) -> float:
+    """``steps`` Adam steps on random batches of ``train``, then accuracy on ``test``.
+
+    Before scoring, BatchNorm's running statistics are recomputed on (at most
+    ``recalibrate``) training images: after a few dozen steps they are still
+    mostly ImageNet's, which would misjudge a model trained on digits.
+
+    >>> model = nn.Sequential(nn.Linear(4, 8), nn.BatchNorm1d(8), nn.ReLU(), nn.Linear(8, 2))
+    >>> x = torch.randn(64, 4); y = (x[:, 0] > 0).long()
+    >>> train_steps(model, [{"params": model.parameters(), "lr": 0.05}], (x, y), (x, y), 40, 16) > 0.8
+    True
+    """
+    device = device or training.pick_device()
+    model.to(device)
+    dataset = TensorDataset(*train)
+    batch = min(batch_size, len(dataset))
+    sampler = RandomSampler(dataset, num_samples=steps * batch)  # exactly `steps` batches
+    loss_fn = nn.CrossEntropyLoss()
+    training.run_epoch(model, DataLoader(dataset, batch_size=batch, sampler=sampler), loss_fn, device,
+                       torch.optim.Adam(groups), progress=False)
+    if recalibrate:
+        from torch.optim.swa_utils import update_bn
+
+        part = train[0][torch.randperm(len(dataset))[:recalibrate]]
+        with torch.no_grad(), training.autocast(device):
+            update_bn(DataLoader(part, batch_size=32), model, device)
+    return training.run_epoch(model, DataLoader(TensorDataset(*test), batch_size=32), loss_fn, device,
+                              progress=False)[1]
+
+
+def partial_run(model: nn.Module, spec: "BackboneSpec", train_maps: tuple[torch.Tensor, torch.Tensor],
+                test_maps: tuple[torch.Tensor, torch.Tensor], num_classes: int, recipe: Recipe, seed: int,
+                device: torch.device | None = None) -> float:
+    """Partial fine-tune on cached maps: the last ``recipe.partial_blocks`` blocks + a new head."""
+    training.seed_everything(seed)
+    top = TopBlocks(model, spec, recipe.cut_for(spec), num_classes)
+    groups = [{"params": top.head.parameters(), "lr": recipe.head_lr},
+              {"params": top.body.parameters(), "lr": recipe.backbone_lr}]
+    return train_steps(top, groups, train_maps, test_maps, recipe.steps_for(len(train_maps[1])),
+                       recipe.batch_size, device)
+
+
+def finetune_run(spec: "BackboneSpec", train: tuple[torch.Tensor, torch.Tensor],
+                 test: tuple[torch.Tensor, torch.Tensor], num_classes: int, strategy: str, recipe: Recipe,
+                 seed: int, device: torch.device | None = None) -> float:
+    """Full fine-tune (pretrained start) or from scratch (random start): every layer trains."""
+    from . import finetune
+
+    training.seed_everything(seed)
+    scratch = strategy == "from scratch"
+    model = finetune.make_classifier(spec, num_classes, pretrained=not scratch)
+    groups = finetune.param_groups(model, spec, recipe.head_lr, recipe.scratch_lr if scratch else recipe.backbone_lr)
+    return train_steps(model, groups, train, test, recipe.steps_for(len(train[1])), recipe.batch_size, device)
+
+
+def run_key(**settings) -> str:
+    """A short, stable hash of a run's settings: its file name in the results cache.
+
+    >>> run_key(a=1, b="x") == run_key(b="x", a=1)
+    True
+    """
+    text = json.dumps(settings, sort_keys=True, default=str)
+    return hashlib.sha256(text.encode()).hexdigest()[:20]
+
+
+def results_dir() -> Path:
+    """``<cache>/guide-measured``: one JSON file per finished run."""
+    path = config.cache_dir() / "guide-measured"
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def _run_path(task: Task, per_class: int, strategy: str, seed: int, recipe: Recipe, spec: "BackboneSpec") -> Path:
+    settings = dict(task=asdict(task), per_class=per_class, strategy=strategy, seed=seed,
+                    recipe=recipe.settings(strategy), backbone=spec.name, data_root=str(config.data_root()),
+                    version=VERSION)
+    return results_dir() / f"run-{run_key(**settings)}.json"
+
+
+def _run_group(data: TaskData, spec: "BackboneSpec", jobs: list[tuple[int, str]], seed: int, recipe: Recipe,
+               device: torch.device) -> Iterator[tuple[tuple[int, str], dict]]:
+    """Every (per_class, strategy) job of one task and seed, yielded as it finishes (so each is saved at
+    once and an interrupted experiment resumes where it stopped); the frozen pass runs once for all."""
+    subsets = {n: subset_indices(data, n, seed) for n, _ in jobs}
+    frozen_jobs = [n for n, s in jobs if s in FEATURE_STRATEGIES + ("partial fine-tune",)]
+    if frozen_jobs:
+        model = backbones.build(spec, pretrained=True)
+        cut = recipe.cut_for(spec)
+        needed = torch.unique(torch.cat([subsets[n] for n in frozen_jobs]))
+        row_of = {int(i): r for r, i in enumerate(needed)}
+        pooled, maps = frozen_pass(model, spec, pool_images(data, spec, needed), cut, device=device)
+        eval_pooled, eval_maps = frozen_pass(model, spec, data.eval[0], cut, device=device)
+    for n, strategy in jobs:
+        start, idx = time.perf_counter(), subsets[n]
+        y = data.pool[1][idx]
+        if strategy in FEATURE_STRATEGIES or strategy == "partial fine-tune":
+            rows = torch.tensor([row_of[int(i)] for i in idx])
+        if strategy in FEATURE_STRATEGIES:
+            depth = spec.num_blocks if strategy == "fixed features" else recipe.depth_for(spec)
+            acc = feature_run((pooled[depth][rows], y), (eval_pooled[depth], data.eval[1]), recipe.C)
+        elif strategy == "partial fine-tune":
+            acc = partial_run(model, spec, (maps[rows], y), (eval_maps, data.eval[1]), data.num_classes,
+                              recipe, seed, device)
+        else:
+            acc = finetune_run(spec, (pool_images(data, spec, idx), y), data.eval, data.num_classes, strategy,
+                               recipe, seed, device)
+        yield (n, strategy), {"accuracy": acc, "train_images": len(idx),
+                              "steps": 0 if strategy in FEATURE_STRATEGIES else recipe.steps_for(len(idx)),
+                              "seconds": round(time.perf_counter() - start, 2)}
+
+
+def run_strategies(tasks: Sequence[Task], sizes: dict[str, Sequence[int]], recipe: Recipe,
+                   strategies: Sequence[str] = STRATEGIES, seeds: Sequence[int] = (0,),
+                   spec: "BackboneSpec | None" = None, device: torch.device | None = None,
+                   progress: bool = True) -> pd.DataFrame:
+    """Every task x size x strategy x seed, one row each (accuracy, steps, seconds, cached or not).
+
+    ``sizes[task.dataset]`` lists the labelled images per class to try. Finished
+    runs are read back from :func:`results_dir` (keyed by every setting that
+    changes the result), so a second run of the notebook trains nothing.
+    """
+    from tqdm.auto import tqdm
+
+    spec = spec or backbones.get_spec()
+    device = device or training.pick_device()
+    unknown = set(strategies) - set(STRATEGIES)
+    if unknown:
+        raise ValueError(f"unknown strategies {sorted(unknown)}; choose from {STRATEGIES}")
+    jobs = [(t, n, s, seed) for t in tasks for n in sizes[t.dataset] for s in strategies for seed in seeds]
+    done = {j: _run_path(j[0], j[1], j[2], j[3], recipe, spec) for j in jobs}
+    todo = [j for j in jobs if not done[j].exists()]
+    bar = tqdm(total=len(todo), desc="strategy runs", disable=not progress or not todo)
+    for task in dict.fromkeys(t for t, *_ in todo):
+        data = load_task(task, spec)
+        for seed in dict.fromkeys(s for t, _, _, s in todo if t == task):
+            group = [(n, s) for t, n, s, sd in todo if t == task and sd == seed]
+            for (n, strategy), row in _run_group(data, spec, group, seed, recipe, device):
+                path = done[(task, n, strategy, seed)]
+                tmp = path.with_suffix(".tmp")
+                tmp.write_text(json.dumps(row))
+                tmp.replace(path)  # atomic: an interrupted run leaves no half result
+                bar.update()
+    bar.close()
+    rows = [{"task": t.dataset, "similarity": t.label, "per_class": n, "strategy": s, "seed": seed,
+             **json.loads(done[(t, n, s, seed)].read_text()), "cached": (t, n, s, seed) not in todo}
+            for t, n, s, seed in jobs]
+    return pd.DataFrame(rows)
+
+
+# --------------------------------------------------------------------------- reading the results
+def mean_table(table: pd.DataFrame) -> pd.DataFrame:
+    """Accuracy averaged over seeds: rows (similarity, per_class), one column per strategy."""
+    wide = table.pivot_table(index=["similarity", "per_class"], columns="strategy", values="accuracy",
+                             aggfunc="mean")
+    return wide[[s for s in STRATEGIES if s in wide.columns]]
+
+
+def compare_with_guide(table: pd.DataFrame, similarity: dict[str, float], tolerance: float = 0.02
+                       ) -> pd.DataFrame:
+    """Per (similarity, size): the measured winner, the guide's pick, and whether they agree.
+
+    The guide "agrees" when its strategy's accuracy is within ``tolerance`` of
+    the winner's (closer than that is within the noise of a few hundred test images).
+    """
+    from .guide import recommend
+
+    rows = []
+    for (alike, n), accs in mean_table(table).iterrows():
+        pick = recommend(int(n), similarity[alike]).strategy
+        candidates = [s for s in GUIDE_STRATEGIES[pick] if s in accs.index]
+        guide_acc = max(accs[s] for s in candidates) if candidates else float("nan")
+        rows.append({"similarity": alike, "per_class": n, "winner": accs.idxmax(), "winner acc": accs.max(),
+                     "guide says": pick, "guide's acc": guide_acc, "gap": accs.max() - guide_acc,
+                     # not measured: neither agrees nor disagrees
+                     "agrees": None if math.isnan(guide_acc) else bool(accs.max() - guide_acc <= tolerance)})
+    return pd.DataFrame(rows)
+
+
+def describe_agreement(verdict: pd.DataFrame, names: dict[str, str] | None = None) -> str:
+    """One line per (similarity, size) of :func:`compare_with_guide`, in words.
+
+    >>> row = dict(similarity="similar", per_class=5, winner="fixed features", **{"winner acc": 0.9},
+    ...            **{"guide says": "fixed features", "guide's acc": 0.9, "gap": 0.0, "agrees": True})
+    >>> print(describe_agreement(pd.DataFrame([row])))
+    similar, 5/class: winner fixed features (0.900); guide: fixed features -> agrees
+    """
+    lines = []
+    for _, r in verdict.iterrows():
+        name = (names or {}).get(r["similarity"], r["similarity"])
+        guide_acc = r["guide's acc"]
+        verdict_text = ("not measured" if r["agrees"] is None else "agrees" if r["agrees"]
+                        else f"DISAGREES: the guide's pick scores {guide_acc:.3f}, {r['gap']:.3f} lower")
+        lines.append(f"{name}, {r['per_class']}/class: winner {r['winner']} ({r['winner acc']:.3f}); "
+                     f"guide: {r['guide says']} -> {verdict_text}")
+    return "\n".join(lines)
+
+
+def crossover(table: pd.DataFrame, similarity: str) -> int | None:
+    """The fewest images per class at which the best fine-tune beats both feature strategies (None: never).
+
+    >>> t = pd.DataFrame({"similarity": "s", "per_class": [5, 5, 50, 50],
+    ...                   "strategy": ["fixed features", "full fine-tune"] * 2, "accuracy": [.8, .7, .8, .9]})
+    >>> crossover(t, "s")
+    50
+    """
+    wide = mean_table(table).loc[similarity]
+    tuned = wide[[s for s in wide.columns if s not in FEATURE_STRATEGIES and s != "from scratch"]].max(axis=1)
+    frozen = wide[[s for s in wide.columns if s in FEATURE_STRATEGIES]].max(axis=1)
+    wins = wide.index[tuned > frozen]
+    return int(wins.min()) if len(wins) else None
+
+
+def plot_strategies(table: pd.DataFrame, titles: dict[str, str] | None = None,
+                    verdict: pd.DataFrame | None = None) -> "Figure":
+    """Two panels (similar, dissimilar): accuracy vs images per class, one line per strategy.
+
+    Bands span the seeds (min..max); a dotted line marks chance; with ``verdict``
+    (from :func:`compare_with_guide`) a star marks the winner at every size and
+    a ring the guide's pick.
+    """
+    import matplotlib.pyplot as plt
+
+    panels = [s for s in ("similar", "dissimilar") if s in set(table["similarity"])]
+    fig, axes = plt.subplots(1, len(panels), figsize=(6.4 * len(panels), 4.4), squeeze=False, sharey=True)
+    for ax, alike in zip(axes[0], panels):
+        part = table[table["similarity"] == alike]
+        for strategy in (s for s in STRATEGIES if s in set(part["strategy"])):
+            stats = part[part["strategy"] == strategy].groupby("per_class")["accuracy"].agg(["mean", "min", "max"])
+            colour = f"C{STRATEGIES.index(strategy)}"
+            ax.plot(stats.index, stats["mean"], "o-", color=colour, label=strategy)
+            ax.fill_between(stats.index, stats["min"], stats["max"], color=colour, alpha=0.15)
+        if verdict is not None:
+            v = verdict[verdict["similarity"] == alike]
+            ax.scatter(v["per_class"], v["winner acc"], marker="*", s=240, color="k", zorder=5,
+                       label="measured winner")
+            ax.scatter(v["per_class"], v["guide's acc"], marker="o", s=170, facecolors="none",
+                       edgecolors="k", linewidths=1.5, zorder=5, label="the guide's pick")
+        n_classes = round(part["train_images"].max() / part["per_class"].max()) if len(part) else 2
+        ax.axhline(1 / max(2, n_classes), color="grey", ls=":", label="chance")
+        name = (titles or {}).get(alike, part["task"].iloc[0])
+        sizes = sorted(set(part["per_class"]))
+        ax.set(xscale="log", xlabel="labelled training images per class (log scale)", ylim=(0, 1.02),
+               title=f"{alike} to ImageNet: {name}")
+        ax.set_xticks(sizes, [str(v) for v in sizes])
+        ax.minorticks_off()
+    axes[0, 0].set_ylabel("accuracy on held-out images")
+    axes[0, -1].legend(fontsize=8, loc="lower right")
+    fig.tight_layout()
+    return fig
+
+
+def plot_measured_guide(verdict: pd.DataFrame, similarity: dict[str, float], ax=None) -> "Figure":
+    """Lesson 00's guide map with the measured winner of every cell drawn on it.
+
+    The background is :func:`tlcourse.guide.plot_guide` (its four recommendations);
+    each marker is one measured (images per class, similarity) cell, coloured by
+    the strategy that won there, ringed in red where the guide's pick lost by
+    more than the tolerance.
+    """
+    import matplotlib.pyplot as plt
+
+    from .guide import plot_guide
+
+    if ax is None:
+        _, ax = plt.subplots(figsize=(9, 4.6))
+    plot_guide(ax=ax)
+    for strategy in STRATEGIES:
+        won = verdict[verdict["winner"] == strategy]
+        if len(won):
+            ax.scatter(won["per_class"], won["similarity"].map(similarity), s=140, marker="s",
+                       color=f"C{STRATEGIES.index(strategy)}", edgecolors="k", zorder=5,
+                       label=f"measured winner: {strategy}")
+    lost = verdict[verdict["agrees"] == False]  # noqa: E712 (None means not measured)
+    ax.scatter(lost["per_class"], lost["similarity"].map(similarity), s=420, facecolors="none",
+               edgecolors="red", linewidths=2, zorder=6, label="the guide's pick lost here")
+    ax.legend(fontsize=7, loc="center right")
+    ax.set_title("the guide (background) and what won here (squares)")
+    ax.figure.tight_layout()
+    return ax.figure
+
+
+def plot_at_size(table: pd.DataFrame, per_class: int, verdict: pd.DataFrame | None = None,
+                 ax=None) -> "Figure":
+    """Bars: mean accuracy of every strategy at one size, similar and dissimilar side by side.
+
+    The guide's pick for that cell (from :func:`compare_with_guide`) has a black edge.
+    """
+    import matplotlib.pyplot as plt
+
+    if ax is None:
+        _, ax = plt.subplots(figsize=(9, 3.6))
+    part = table[table["per_class"] == per_class]
+    alikes = [s for s in ("similar", "dissimilar") if s in set(part["similarity"])]
+    width = 0.8 / max(1, len(alikes))
+    for j, alike in enumerate(alikes):
+        acc = part[part["similarity"] == alike].groupby("strategy")["accuracy"].mean()
+        pick: tuple[str, ...] = ()
+        if verdict is not None:
+            hit = verdict[(verdict["similarity"] == alike) & (verdict["per_class"] == per_class)]
+            pick = GUIDE_STRATEGIES.get(hit["guide says"].iloc[0], ()) if len(hit) else ()
+        xs = np.arange(len(STRATEGIES)) + (j - (len(alikes) - 1) / 2) * width
+        edges = ["k" if s in pick else "none" for s in STRATEGIES]
+        ax.bar(xs, [acc.get(s, np.nan) for s in STRATEGIES], width, color=f"C{j}", edgecolor=edges,
+               linewidth=2, label=alike)
+    ax.set_xticks(np.arange(len(STRATEGIES)), STRATEGIES, fontsize=8)
+    ax.set(ylim=(0, 1), ylabel="accuracy", title=f"{per_class} labelled images per class "
+           "(black edge: the guide's pick)")
+    ax.legend(fontsize=8)
+    ax.figure.tight_layout()
+    return ax.figure
+
+
+# --------------------------------------------------------------------------- summary
+_SUMMARY = (
+    ("fixed features", "a pretrained backbone; one pass over the data; seconds of training",
+     "little data and a target like the source (e.g. photos); always the first baseline"),
+    ("lower-layer features", "the same, cut at a lower block (pick the depth on a holdout)",
+     "little data and a target unlike the source"),
+    ("partial fine-tune", "backprop through the top block(s); cached lower features make it cheap",
+     "some data and a target like the source: adapt the top features"),
+    ("full fine-tune", "backprop through everything; a GPU for real sizes; a small LR for pretrained layers",
+     "much data, or a target unlike the source (pretrained init still helps)"),
+    ("from scratch", "no pretrained weights, but much data and compute",
+     "huge target sets, or no backbone was ever trained on anything like them"),
+    ("hyperparameter search", "a holdout split and a budget of trials",
+     "always for the learning rate (log scale); random search when some knobs barely matter"),
+    ("choosing a backbone", "its weights, your data, and a timer on the target machine",
+     "accuracy from fixed features first; then size and speed decide between close ones"),
+)
+
+
+def summary_table(table: pd.DataFrame | None = None) -> pd.DataFrame:
+    """Method, what it needs, when to use it -- plus, given the experiment, its measured accuracy.
+
+    >>> summary_table().columns.tolist()
+    ['method', 'what it needs', 'when to use it']
+    """
+    summary = pd.DataFrame(_SUMMARY, columns=["method", "what it needs", "when to use it"])
+    if table is None:
+        return summary
+    for alike, part in table.groupby("similarity", sort=False):
+        for n in (part["per_class"].min(), part["per_class"].max()):
+            acc = part[part["per_class"] == n].groupby("strategy")["accuracy"].mean()
+            summary[f"{alike}, {n}/class"] = summary["method"].map(acc).round(3)
+    return summary
