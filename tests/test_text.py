@@ -1,0 +1,181 @@
+"""Lesson 03's text helpers: SST-2 loading, tokenization, batching, the classifier, caching, errors."""
+from __future__ import annotations
+
+import pytest
+import torch
+from conftest import data_root
+
+from tlcourse import config, heads, text, training
+from tlcourse.errors import DataMissingError, ModelUnavailableError
+
+MODEL = config.DEFAULT_TEXT_MODEL
+
+
+@pytest.fixture
+def sst_root(real_root):
+    if not (real_root / "SST-2" / "dev.tsv").is_file():
+        pytest.skip(f"SST-2 is not in {real_root}")
+    return real_root
+
+
+@pytest.fixture
+def model_root(sst_root, monkeypatch):
+    if not (sst_root / "models" / MODEL / "config.json").is_file():
+        pytest.skip(f"{MODEL} is not in {sst_root}/models")
+    monkeypatch.delenv("TLCOURSE_TEXT_MODEL", raising=False)
+    return sst_root
+
+
+@pytest.fixture(scope="module")
+def tokenizer():
+    """The default model's tokenizer, loaded once for the module (skips without the model)."""
+    folder = data_root() / "models" / MODEL
+    if not (folder / "config.json").is_file():
+        pytest.skip(f"{MODEL} is not in {data_root()}/models")
+    from transformers import AutoTokenizer
+
+    return AutoTokenizer.from_pretrained(folder)
+
+
+# --------------------------------------------------------------------------- data
+def test_sst2_has_the_published_sizes_and_balance(sst_root):
+    dev, train = text.load_sst2("dev"), text.load_sst2("train")
+    assert dev.shape == (872, 2) and len(train) == 67349
+    assert dev["label"].value_counts().to_dict() == {1: 444, 0: 428}
+    assert train["label"].value_counts().to_dict() == {1: 37569, 0: 29780}
+    assert not dev["sentence"].str.endswith(" ").any()
+    assert any('"' in s or "'" in s for s in dev["sentence"])  # quotes read as text, not CSV quoting
+
+
+def test_sst2_missing_says_how_to_fetch(tmp_path, monkeypatch):
+    monkeypatch.setenv("TLCOURSE_DATA", str(tmp_path))
+    with pytest.raises(DataMissingError, match="fetch_data.py sst2"):
+        text.load_sst2("dev")
+    with pytest.raises(ValueError, match="test split has no labels"):
+        text.load_sst2("test")
+
+
+def test_sample_is_repeatable_and_bounded(sst_root):
+    dev = text.load_sst2("dev")
+    a, b, c = text.sample(dev, 50, seed=3), text.sample(dev, 50, seed=3), text.sample(dev, 50, seed=4)
+    assert a.equals(b) and not a.equals(c) and len(a) == 50
+    assert len(text.sample(dev, 10_000)) == 872 and len(text.sample(dev, None)) == 872
+
+
+# --------------------------------------------------------------------------- tokens and batches
+def test_show_tokens_pads_truncates_and_masks(tokenizer):
+    short = text.show_tokens(tokenizer, "a gorgeous film .", max_len=8)
+    assert short["token"].tolist()[:2] == ["[CLS]", "a"] and short["token"].tolist()[-1] == "[PAD]"
+    assert len(short) == 8 and short["attention_mask"].tolist() == [1] * 6 + [0] * 2
+    assert (short.loc[short["token"] == "[PAD]", "id"] == tokenizer.pad_token_id).all()
+    cut = text.show_tokens(tokenizer, "an unflinchingly bleak and desperate film , beautifully shot", max_len=6)
+    assert len(cut) == 6 and cut["token"].tolist()[-1] == "[SEP]" and cut["attention_mask"].sum() == 6
+    assert any(t.startswith("##") for t in text.show_tokens(tokenizer, "unflinchingly", 10)["token"])
+
+
+def test_dataset_returns_ids_mask_label_and_loader_pads_per_batch(tokenizer):
+    sents = ["good", "a very long and rather tedious film about nothing at all", "bad .", "fine"]
+    ds = text.TokenizedText(sents, [1, 0, 0, 1], tokenizer, max_len=8)
+    item = ds[1]
+    assert set(item) == {"input_ids", "attention_mask", "labels"} and item["labels"].item() == 0
+    assert len(item["input_ids"]) == 8 and ds.lengths[0] == 3  # [CLS] good [SEP]
+    batches = list(text.text_loader(ds, batch_size=2, shuffle=False))
+    widths = [b["input_ids"].shape[1] for b in batches]
+    assert widths == [3, 8], "short sentences together, each batch padded only to its longest"
+    assert int(sum(b["attention_mask"].sum() for b in batches)) == sum(ds.lengths)
+
+
+def test_length_batches_cover_every_index_once_and_follow_the_seed():
+    lengths = [int(x) for x in torch.randint(1, 60, (500,), generator=torch.Generator().manual_seed(0))]
+    torch.manual_seed(0)
+    a = list(text.LengthBatches(lengths, 16, shuffle=True, chunk=4))
+    torch.manual_seed(0)
+    b = list(text.LengthBatches(lengths, 16, shuffle=True, chunk=4))
+    assert a == b and sorted(i for batch in a for i in batch) == list(range(500))
+    assert len(a) == len(text.LengthBatches(lengths, 16)) == 32
+    spread = sum(max(lengths[i] for i in bt) - min(lengths[i] for i in bt) for bt in a) / len(a)
+    assert spread < 10, "batches hold sentences of similar length"
+
+
+# --------------------------------------------------------------------------- model
+def test_resolve_model_prefers_the_data_root(model_root, monkeypatch):
+    assert text.resolve_model() == str(model_root / "models" / MODEL)
+    assert text.resolve_model("some-org/not-here") == "some-org/not-here"
+    monkeypatch.setenv("TLCOURSE_TEXT_MODEL", "bert-base-uncased")
+    assert text.resolve_model() in ("bert-base-uncased", str(model_root / "models" / "bert-base-uncased"))
+
+
+def test_missing_model_offline_gives_a_clear_error(tmp_path, monkeypatch):
+    monkeypatch.setenv("TLCOURSE_DATA", str(tmp_path))
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))  # an empty hub cache
+    for load in (text.load_tokenizer, text.load_encoder):
+        with pytest.raises(ModelUnavailableError) as info:
+            load("bert-base-uncased")
+        msg = str(info.value)
+        assert "hf download bert-base-uncased" in msg and config.DEFAULT_TEXT_MODEL in msg
+        assert "offline" in msg
+
+
+def test_classifier_mean_pools_real_tokens_only(model_root, tokenizer):
+    model = text.TextClassifier(text.load_encoder(), num_classes=2).eval()
+    one = tokenizer(["a gorgeous film ."], return_tensors="pt")
+    padded = tokenizer(["a gorgeous film .", "a much longer sentence that forces padding on the first"],
+                       padding=True, return_tensors="pt")
+    with torch.no_grad():
+        alone = model(**one)
+        in_batch = model(input_ids=padded["input_ids"], attention_mask=padded["attention_mask"])
+    assert in_batch.shape == (2, 2)
+    torch.testing.assert_close(alone[0], in_batch[0], atol=1e-4, rtol=1e-4)  # padding changes nothing
+    frozen = text.TextClassifier(text.load_encoder(), freeze_encoder=True)
+    assert text.count_params(frozen, trainable_only=True) == 384 * 2 + 2
+    assert 22_000_000 < text.count_params(frozen) < 23_000_000
+
+
+def test_embeddings_are_cached_on_disk(model_root, private_cache):
+    feats, labels, rows = text.sst2_embeddings("dev", n=24, max_len=32, progress=False)
+    assert feats.shape == (24, 384) and labels.tolist() == rows["label"].tolist()
+    files = list((private_cache / "text").glob("*.pt"))
+    assert len(files) == 1 and "all-MiniLM-L6-v2" in files[0].name
+    again, _, _ = text.sst2_embeddings("dev", n=24, max_len=32, encoder=_Exploding(), progress=False)
+    assert torch.equal(feats, again)
+
+
+class _Exploding(torch.nn.Module):
+    def forward(self, *a, **k):  # pragma: no cover - must not run
+        raise AssertionError("the encoder ran although the features were cached")
+
+
+def test_pretrained_encoder_passes_and_random_weights_fail_the_frozen_bar(model_root):
+    """The lesson's frozen bar (0.75) on a small sample: pretrained clears it, random weights do not."""
+    tok = text.load_tokenizer()
+    scores = {}
+    for pretrained in (True, False):
+        kw = dict(max_len=48, tokenizer=tok, pretrained=pretrained, progress=False)
+        train = text.sst2_embeddings("train", n=400, seed=0, **kw)
+        dev = text.sst2_embeddings("dev", n=200, seed=0, **kw)
+        clf = heads.fit_logreg(train[:2], C=1.0)
+        scores[pretrained] = heads.accuracy(clf, *dev[:2])
+    assert scores[True] >= 0.75, scores
+    assert scores[False] < 0.70, scores
+
+
+def test_fine_tune_trains_on_a_tiny_problem_and_reports_train_time(model_root, tokenizer):
+    training.seed_everything(0)
+    enc = text.load_encoder()
+    sents = ["great", "wonderful", "superb", "lovely", "awful", "terrible", "dreadful", "boring"] * 2
+    ds = text.TokenizedText(sents, [1, 1, 1, 1, 0, 0, 0, 0] * 2, tokenizer, max_len=8)
+    model = text.TextClassifier(enc)
+    hist, secs = text.fine_tune(model, text.text_loader(ds, 8), text.text_loader(ds, 16, shuffle=False),
+                                epochs=3, lr=5e-5, head_lr=1e-2, progress=False, device=torch.device("cpu"))
+    assert hist.epochs == 3 and len(secs) == 3 and all(0 < s <= t for s, t in zip(secs, hist.epoch_time))
+    assert hist.best_val_acc == 1.0
+    probs = text.predict_proba(model, ds)
+    assert probs.shape == (16, 2) and (probs.argmax(1) == torch.tensor(ds.labels)).all()
+
+
+def test_confident_mistakes_orders_by_confidence():
+    probs = torch.tensor([[0.55, 0.45], [0.02, 0.98], [0.9, 0.1], [0.3, 0.7]])
+    df = text.confident_mistakes(["w1", "w2", "ok", "w3"], [1, 0, 0, 0], probs, k=2)
+    assert df["sentence"].tolist() == ["w2", "w3"] and df["predicted"].tolist() == ["positive"] * 2
+    assert df["confidence"].is_monotonic_decreasing
