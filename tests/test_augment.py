@@ -23,11 +23,16 @@ def picture(seed: int = 0, h: int = 60, w: int = 80) -> torch.Tensor:
 def test_strength_zero_is_exactly_the_val_pipeline_and_one_is_extreme():
     img = picture()
     assert torch.equal(augment.strength_transform(SPEC, 48, 0.0)(img), transforms.eval_transform(SPEC, 48)(img))
-    assert augment.strength_recipe(0.0) == {"min_crop_area": 1.0, "rotation": 0, "ops": 1, "magnitude": 0}
-    assert augment.strength_recipe(1.0) == {"min_crop_area": 0.02, "rotation": 180, "ops": 4, "magnitude": 30}
+    assert augment.strength_recipe(0.0) == {"min_crop_area": 1.0, "max_crop_area": 1.0, "rotation": 0,
+                                            "ops": 1, "magnitude": 0}
+    assert augment.strength_recipe(1.0) == {"min_crop_area": 0.01, "max_crop_area": 0.04, "rotation": 180,
+                                            "ops": 4, "magnitude": 30}
     steps = augment.strength_transform(SPEC, 48, 1.0).transforms
     ra = next(t for t in steps if isinstance(t, v2.RandAugment))
     assert (ra.num_ops, ra.magnitude) == (4, 30)
+    assert next(t for t in steps if isinstance(t, v2.RandomResizedCrop)).scale == (0.01, 0.04)
+    areas = [augment.strength_recipe(s / 10)["min_crop_area"] for s in range(11)]
+    assert areas == sorted(areas, reverse=True)  # stronger: never larger crops
     with pytest.raises(ValueError, match=r"\[0, 1\]"):
         augment.strength_recipe(1.5)
 

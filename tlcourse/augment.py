@@ -19,7 +19,7 @@ Example:
     >>> tf(torch.zeros(3, 80, 100, dtype=torch.uint8)).shape
     torch.Size([3, 64, 64])
     >>> strength_recipe(0.3)
-    {'min_crop_area': 0.71, 'rotation': 54, 'ops': 2, 'magnitude': 9}
+    {'min_crop_area': 0.7, 'max_crop_area': 1.0, 'rotation': 54, 'ops': 2, 'magnitude': 9}
     >>> is_random(strength_transform(spec, 64, 0.0)), is_random(tf)
     (False, True)
 """
@@ -133,16 +133,20 @@ def arm_transform(arm: str, spec: BackboneSpec, size: int) -> v2.Compose:
 def strength_recipe(strength: float) -> dict[str, float | int]:
     """What one global ``strength`` in [0, 1] sets: crop area, rotation, RandAugment ops and magnitude.
 
-    0 is no augmentation; 0.3 is RandAugment's default (2 ops, magnitude 9) with moderate crops;
-    1 is everything at its maximum (crops of 2 % of the image, ±180°, 4 ops at magnitude 30).
+    0 is no augmentation; 0.3 is RandAugment's default (2 ops, magnitude 9) with crops of at
+    least 70 % of the picture; 1 is everything at its maximum: every crop is a patch of 1–4 % of
+    the picture, turned by up to ±180°, with 4 RandAugment operations at magnitude 30. The crop
+    covers between ``min_crop_area`` and ``max_crop_area`` (= 4 x the minimum, at most 1) of the
+    picture, so at high strength *every* view is a small patch.
 
     >>> strength_recipe(1.0)
-    {'min_crop_area': 0.02, 'rotation': 180, 'ops': 4, 'magnitude': 30}
+    {'min_crop_area': 0.01, 'max_crop_area': 0.04, 'rotation': 180, 'ops': 4, 'magnitude': 30}
     """
     s = float(strength)
     if not 0.0 <= s <= 1.0:
         raise ValueError(f"strength must be in [0, 1], got {strength!r}")
-    return {"min_crop_area": round(1.0 - 0.98 * s, 2), "rotation": round(180 * s),
+    low = round(max(0.01, 1.0 - 0.99 * s), 2)
+    return {"min_crop_area": low, "max_crop_area": round(min(1.0, 4 * low), 2), "rotation": round(180 * s),
             "ops": 1 + round(3 * s), "magnitude": round(30 * s)}
 
 
@@ -156,7 +160,8 @@ def strength_pipeline(size: int, strength: float) -> v2.Compose:
     if strength == 0:
         return compose(size)
     return v2.Compose([
-        v2.RandomResizedCrop(size, scale=(r["min_crop_area"], 1.0), interpolation=_BICUBIC, antialias=True),
+        v2.RandomResizedCrop(size, scale=(r["min_crop_area"], r["max_crop_area"]), interpolation=_BICUBIC,
+                             antialias=True),
         v2.RandomHorizontalFlip(),
         v2.RandomRotation(r["rotation"]),
         v2.RandAugment(num_ops=int(r["ops"]), magnitude=int(r["magnitude"])),
