@@ -177,7 +177,7 @@ class FrozenFeatures(nn.Module):
 
 def compare_epoch_cost(backbone: nn.Module, head: nn.Module, images: tuple[Dataset, Dataset],
                        cached: tuple[FeatureSet, FeatureSet], epochs: int = 1, lr: float = 1e-3,
-                       batch_size: int = 16, seed: int = 0) -> dict[str, training.History]:
+                       batch_size: int = 8, seed: int = 0) -> dict[str, training.History]:
     """Train two copies of ``head`` the same way: on the feature cache, and recomputing the backbone.
 
     ``images`` are the (train, val) image datasets with the same preprocessing
@@ -255,7 +255,7 @@ def features_by_depth(model: nn.Module, spec: "BackboneSpec", dataset: Dataset,
         for block in blocks(model, spec):
             x = block(x)
             widths.append(x.shape[1])
-    table, labels = features.extract_features(_pooled_blocks(model, spec), dataset, batch_size=16,
+    table, labels = features.extract_features(_pooled_blocks(model, spec), dataset, batch_size=8,
                                               progress=progress, desc="features at every depth")
     parts = table.split(widths, dim=1)
     return {d + 1: part.contiguous() for d, part in enumerate(parts)}, labels
@@ -328,7 +328,7 @@ def preprocessing_mistakes(spec: "BackboneSpec", size: int | None = None) -> dic
 
 @torch.inference_mode()
 def imagenet_accuracy(model: nn.Module, images: Sequence[torch.Tensor], labels: Sequence[int],
-                      transform: Callable, class_ids: Sequence[int], batch_size: int = 16) -> float:
+                      transform: Callable, class_ids: Sequence[int], batch_size: int = 8) -> float:
     """How often the backbone's own ImageNet head names the right class (top-1 of 1000).
 
     ``class_ids[c]`` is the ImageNet id of target class ``c``. Only a network
