@@ -63,7 +63,9 @@ GUIDE_STRATEGIES = {"fixed features": ("fixed features",),
                     "fine-tune": ("partial fine-tune", "full fine-tune"),
                     "fine-tune all": ("full fine-tune",)}
 #: Bumped whenever a change in this module changes results, so old cached runs are not reused.
-VERSION = 3
+VERSION = 4
+#: Each digit domain's own image size: loaded as it is, resized only for the images a run uses.
+DIGIT_SIZES = {"mnist": 28, "usps": 16, "mnist_m": 32}
 
 
 @dataclass(frozen=True)
@@ -175,8 +177,8 @@ def load_task(task: Task, spec: "BackboneSpec") -> TaskData:
     Hymenoptera: the train split is the pool, the val split the eval set, both
     through the backbone's eval transform at ``task.image_size``. Digits: a fixed
     random ``eval_images`` of the test split (the only split in the offline data
-    root) are the eval set and the rest the pool, kept as uint8 so that only the
-    images a subset draws are resized and normalised.
+    root) are the eval set and the rest the pool, kept as uint8 at the domain's own
+    size so that only the images a subset draws are resized and normalised.
     """
     if task.dataset == "hymenoptera":
         tf = transforms.eval_transform(spec, task.image_size)
@@ -185,7 +187,7 @@ def load_task(task: Task, spec: "BackboneSpec") -> TaskData:
         return TaskData(task, stacked[0], stacked[1], len(split[0].classes))
     from . import digits
 
-    x, y = digits.load_digits(task.dataset, "test", 32)
+    x, y = digits.load_digits(task.dataset, "test", DIGIT_SIZES.get(task.dataset, 32))  # no resize, no copy
     order = torch.randperm(len(y), generator=torch.Generator().manual_seed(0))
     ev, rest = order[:task.eval_images], order[task.eval_images:]
     return TaskData(task, (x[rest], y[rest]), (_normalised(x[ev], spec, task.image_size), y[ev]), 10)
@@ -512,12 +514,17 @@ def plot_strategies(table: pd.DataFrame, titles: dict[str, str] | None = None,
     return fig
 
 
+#: Short names for labels on crowded plots.
+SHORT = {"fixed features": "fixed", "lower-layer features": "lower layers", "partial fine-tune": "partial FT",
+         "full fine-tune": "full FT", "from scratch": "scratch"}
+
+
 def plot_measured_guide(verdict: pd.DataFrame, similarity: dict[str, float], ax=None) -> "Figure":
-    """Lesson 00's guide map with the measured winner of every cell drawn on it.
+    """Lesson 00's guide map with the measured winner of every cell written on it.
 
     The background is :func:`tlcourse.guide.plot_guide` (its four recommendations);
-    each marker is one measured (images per class, similarity) cell, coloured by
-    the strategy that won there, ringed in red where the guide's pick lost by
+    each square is one measured (images per class, similarity) cell, labelled with
+    the strategy that won there and ringed in red where the guide's pick lost by
     more than the tolerance.
     """
     import matplotlib.pyplot as plt
@@ -527,17 +534,17 @@ def plot_measured_guide(verdict: pd.DataFrame, similarity: dict[str, float], ax=
     if ax is None:
         _, ax = plt.subplots(figsize=(9, 4.6))
     plot_guide(ax=ax)
-    for strategy in STRATEGIES:
-        won = verdict[verdict["winner"] == strategy]
-        if len(won):
-            ax.scatter(won["per_class"], won["similarity"].map(similarity), s=140, marker="s",
-                       color=f"C{STRATEGIES.index(strategy)}", edgecolors="k", zorder=5,
-                       label=f"measured winner: {strategy}")
-    lost = verdict[verdict["agrees"] == False]  # noqa: E712 (None means not measured)
-    ax.scatter(lost["per_class"], lost["similarity"].map(similarity), s=420, facecolors="none",
-               edgecolors="red", linewidths=2, zorder=6, label="the guide's pick lost here")
-    ax.legend(fontsize=7, loc="center right")
-    ax.set_title("the guide (background) and what won here (squares)")
+    ys = verdict["similarity"].map(similarity)
+    ax.scatter(verdict["per_class"], ys, s=70, marker="s", color="white", edgecolors="k", zorder=5,
+               label="a measured cell")
+    for (_, row), y in zip(verdict.iterrows(), ys):
+        ax.annotate(SHORT.get(row["winner"], row["winner"]), (row["per_class"], y), xytext=(0, 9),
+                    textcoords="offset points", ha="center", fontsize=7, rotation=35, zorder=6)
+    lost = verdict["agrees"] == False  # noqa: E712 (None means not measured)
+    ax.scatter(verdict.loc[lost, "per_class"], ys[lost], s=300, facecolors="none", edgecolors="red",
+               linewidths=2, zorder=6, label="the guide's pick lost here")
+    ax.legend(fontsize=8, loc="center right")
+    ax.set_title("the guide (background) and the measured winner of every cell (labels)")
     ax.figure.tight_layout()
     return ax.figure
 
