@@ -40,7 +40,7 @@ from torch import nn
 from .training import autocast, pick_device, seed_everything
 
 Data = tuple[torch.Tensor, torch.Tensor]  # uint8 images (N, 3, H, W), labels (N,)
-METHODS = ("source only", "DANN", "target oracle")
+METHODS = ("source only", "BN only (λ = 0)", "DANN", "target oracle")
 
 
 # --------------------------------------------------------------------------- gradient reversal
@@ -219,34 +219,40 @@ def embed(model: DANN, x: torch.Tensor, batch_size: int = 1000) -> torch.Tensor:
 
 
 def dann_step(model: DANN, optimizer: torch.optim.Optimizer, xs: torch.Tensor, ys: torch.Tensor,
-              xt: torch.Tensor, lambd: float) -> tuple[float, float, float]:
+              xt: torch.Tensor, lambd: float, adapt: bool | None = None) -> tuple[float, float, float]:
     """One update on a labelled source batch and an unlabelled target batch.
 
-    Returns (label loss, domain loss, domain accuracy). With ``lambd > 0`` the
-    two batches go through the feature extractor together and the domain
-    classifier's gradient reaches it reversed. With ``lambd=0`` (source only)
-    the feature extractor never sees a target image in training mode, and the
-    domain classifier only *measures* how far apart the domains are: it is
-    trained on detached features computed in eval mode.
+    Returns (label loss, domain loss, domain accuracy). The source batch and
+    the target batch go through the network *separately*, so in training
+    BatchNorm normalises each domain with its own batch statistics (as the
+    reference PyTorch implementations of DANN do). With ``lambd > 0`` the
+    domain classifier's gradient reaches the feature extractor reversed and
+    scaled by λ. With ``adapt=False`` (source only; the default when
+    ``lambd == 0``) the feature extractor never sees a target image in
+    training mode, and the domain classifier only *measures* how far apart
+    the domains are: it is trained on detached features computed in eval
+    mode. ``adapt=True, lambd=0`` is the ablation in between: target images
+    pass through the feature extractor (its BatchNorm statistics), but no
+    domain gradient reaches it.
     """
+    adapt = lambd > 0 if adapt is None else adapt
     model.train()
     model.reversal.lambd = lambd
     device = xs.device
-    n = len(xs)
-    dom_true = torch.cat([torch.zeros(n, dtype=torch.long, device=device),
+    dom_true = torch.cat([torch.zeros(len(xs), dtype=torch.long, device=device),
                           torch.ones(len(xt), dtype=torch.long, device=device)])
     with autocast(device):
-        if lambd > 0:
-            feats = model.features(torch.cat([xs, xt]))  # one batch: BatchNorm sees both domains
-            label_logits = model.classifier(feats[:n])
+        fs = model.features(xs)
+        label_logits = model.classifier(fs)
+        if adapt:
+            dom_feats = (fs, model.features(xt))
         else:
-            label_logits = model.classifier(model.features(xs))
             with torch.no_grad():
                 model.feature.eval()
-                feats = model.features(torch.cat([xs, xt]))
+                dom_feats = (model.features(xs), model.features(xt))
                 model.feature.train()
+        dom_logits = torch.cat([model.domain_logits(f) for f in dom_feats]).float()
         label_loss = F.cross_entropy(label_logits.float(), ys)
-        dom_logits = model.domain_logits(feats).float()
         domain_loss = F.cross_entropy(dom_logits, dom_true)
     optimizer.zero_grad(set_to_none=True)
     # The reversal layer flips the domain gradient for G_f only, so one sum trains all three.
@@ -265,7 +271,7 @@ def _batches(n: int, batch_size: int, generator: torch.Generator) -> Iterable[to
 
 
 def train_dann(model: DANN, source: Data, target_x: torch.Tensor, *, epochs: int = 5,
-               lr: float = 1e-3, batch_size: int = 64, max_lambda: float = 0.1, gamma: float = 10.0,
+               lr: float = 1e-3, batch_size: int = 64, max_lambda: float = 1.0, gamma: float = 10.0,
                eval_data: Data | None = None, seed: int = 0, mode: str = "dann",
                device: torch.device | str | None = None,
                callbacks: Iterable[Callable[[DannHistory], None]] = ()) -> DannHistory:
@@ -274,8 +280,11 @@ def train_dann(model: DANN, source: Data, target_x: torch.Tensor, *, epochs: int
     An epoch is one pass over the source; each step also takes a target batch.
     ``mode='dann'`` raises λ by :func:`lambda_schedule` up to ``max_lambda``;
     ``mode='source'`` keeps λ = 0 (source only: the domain classifier just
-    watches). For the target oracle, pass the labelled *target* images as
-    ``source`` with ``mode='source'``. Adam, with the paper's learning-rate
+    watches); ``mode='bn'`` also keeps λ = 0 but lets the target images pass
+    through the feature extractor, so only its BatchNorm statistics adapt
+    (the ablation that separates that effect from the adversarial one). For
+    the target oracle, pass the labelled *target* images as ``source`` with
+    ``mode='source'``. Adam, with the paper's learning-rate
     decay ``lr / (1 + 10 p)^0.75``. Runs on ``device`` (default: CUDA if
     present, :func:`tlcourse.training.pick_device`); the model stays there.
 
@@ -284,8 +293,8 @@ def train_dann(model: DANN, source: Data, target_x: torch.Tensor, *, epochs: int
     >>> h.epochs, len(h.domain_acc)
     (1, 1)
     """
-    if mode not in ("dann", "source"):
-        raise ValueError(f"mode must be 'dann' or 'source', got {mode!r}")
+    if mode not in ("dann", "source", "bn"):
+        raise ValueError(f"mode must be 'dann', 'source' or 'bn', got {mode!r}")
     if epochs < 1 or batch_size < 2 or len(source[1]) < batch_size or len(target_x) < batch_size:
         raise ValueError(f"need epochs ≥ 1 and at least batch_size={batch_size} images in each domain "
                          f"(got epochs={epochs}, {len(source[1])} source and {len(target_x)} target images)")
@@ -307,7 +316,7 @@ def train_dann(model: DANN, source: Data, target_x: torch.Tensor, *, epochs: int
             p = (epoch * steps + step) / (epochs * steps)
             lambd = lambda_schedule(p, gamma, max_lambda) if mode == "dann" else 0.0
             i, j = next(src_batches).to(device), next(tgt_batches).to(device)
-            sums += dann_step(model, opt, xs_all[i], ys_all[i], xt_all[j], lambd)
+            sums += dann_step(model, opt, xs_all[i], ys_all[i], xt_all[j], lambd, adapt=mode != "source")
             sched.step()
         for key, value in zip(("label_loss", "domain_loss", "domain_acc"), sums / steps):
             getattr(history, key).append(float(value))
@@ -327,6 +336,8 @@ def train_method(method: str, task: Any, *, seed: int = 0, model_kw: dict | None
 
     - ``'source only'``: labelled source images; the target images only feed
       the watching domain classifier.
+    - ``'BN only (λ = 0)'``: as DANN, but λ stays 0: the ``adapt`` images only
+      reach the feature extractor's BatchNorm statistics (an ablation).
     - ``'DANN'``: labelled source + unlabelled ``adapt`` images, gradient reversal.
     - ``'target oracle'``: the ``adapt`` images *with their labels* (the
       ceiling; unavailable in real adaptation), source images for the domain
@@ -344,16 +355,20 @@ def train_method(method: str, task: Any, *, seed: int = 0, model_kw: dict | None
         source, target_x, mode = task["adapt"], task["source"][0], "source"
     else:
         source, target_x = task["source"], task["adapt"][0]
-        mode = "dann" if method == "DANN" else "source"
+        mode = {"DANN": "dann", "source only": "source"}.get(method, "bn")
     history = train_dann(model, source, target_x, mode=mode, seed=seed, eval_data=task["eval"], **train_kw)
     return model, history
 
 
 def result_row(method: str, task: Any, model: nn.Module, history: DannHistory, seed: int) -> dict[str, Any]:
-    """One row of the results table: accuracy on the held-out target and on held-out source."""
+    """One row of the results table: accuracy on ``task``'s held-out target and held-out source images.
+
+    The accuracy is measured here, so a model trained for one target (source
+    only) can get a row for another one too.
+    """
     return {"target": task.target_name, "method": method, "seed": seed,
-            "target_acc": history.target_acc[-1] if history.target_acc else accuracy(model, task["eval"]),
-            "source_acc": accuracy(model, task["source_eval"]), "seconds": history.seconds}
+            "target_acc": accuracy(model, task["eval"]), "source_acc": accuracy(model, task["source_eval"]),
+            "seconds": history.seconds}
 
 
 def summarize(rows: Sequence[dict[str, Any]]):
@@ -440,7 +455,7 @@ class LiveDannCurves:
             self.handle.update(self.fig)
 
 
-def plot_lambda_schedule(gamma: float = 10.0, max_lambda: float = 0.1, ax: Any = None,
+def plot_lambda_schedule(gamma: float = 10.0, max_lambda: float = 1.0, ax: Any = None,
                          reference: tuple[float, float] | None = (10.0, 1.0)) -> Figure:
     """λ over training progress for one γ and scale (dotted: the paper's γ = 10, scale 1).
 
