@@ -96,7 +96,7 @@ class TokenizedText(Dataset):
     >>> class Tok:  # a stand-in: one id per character, 101/102 around it
     ...     def __call__(self, texts, truncation, max_length):
     ...         ids = [[101] + [ord(c) for c in t][: max_length - 2] + [102] for t in texts]
-    ...         return {"input_ids": ids, "attention_mask": [[1] * len(i) for i in ids]}
+    ...         return {"input_ids": ids}
     >>> ds = TokenizedText(["hello", "hi"], [1, 0], Tok(), max_len=4)
     >>> ds[0]["input_ids"].tolist(), ds.lengths
     ([101, 104, 101, 102], [4, 4])
@@ -107,9 +107,11 @@ class TokenizedText(Dataset):
         if len(sentences) != len(labels):
             raise ValueError(f"{len(sentences)} sentences but {len(labels)} labels")
         self.sentences, self.labels = list(sentences), [int(y) for y in labels]
-        enc = tokenizer(self.sentences, truncation=True, max_length=max_len)
-        self.input_ids, self.attention_mask = enc["input_ids"], enc["attention_mask"]
-        self.lengths = [len(ids) for ids in self.input_ids]
+        ids = tokenizer(self.sentences, truncation=True, max_length=max_len)["input_ids"]
+        # One flat array + offsets: 67,349 phrases take 4 MB instead of ~100 MB of Python lists.
+        self.lengths = [len(x) for x in ids]
+        self._offsets = np.concatenate([[0], np.cumsum(self.lengths)]).astype(np.int64)
+        self._ids = np.fromiter((t for x in ids for t in x), dtype=np.int64, count=int(self._offsets[-1]))
         self.max_len = max_len
 
     @classmethod
@@ -121,8 +123,8 @@ class TokenizedText(Dataset):
         return len(self.labels)
 
     def __getitem__(self, i: int) -> dict[str, torch.Tensor]:
-        return {"input_ids": torch.tensor(self.input_ids[i]),
-                "attention_mask": torch.tensor(self.attention_mask[i]),
+        ids = torch.from_numpy(self._ids[self._offsets[i]:self._offsets[i + 1]])
+        return {"input_ids": ids, "attention_mask": torch.ones_like(ids),  # no padding yet: all 1
                 "labels": torch.tensor(self.labels[i])}
 
 
@@ -148,46 +150,72 @@ def pad_collate(items: list[dict[str, torch.Tensor]], pad_id: int = 0) -> dict[s
 class LengthBatches(Sampler[list[int]]):
     """Batches of indices of similar length: far less padding than random batches.
 
-    ``shuffle=False``: sorted by length (for evaluation; :func:`predict_proba`
-    puts results back in dataset order). ``shuffle=True``: shuffled with the global
-    torch RNG, cut into chunks of ``50 × batch_size``, sorted by length within a
+    ``shuffle=False``: sorted by length, longest batch first (for evaluation;
+    :func:`predict_proba` puts results back in dataset order; later, smaller batches
+    then fit in the memory the first one freed). ``shuffle=True``: shuffled with the global
+    torch RNG, cut into chunks of ``chunk × batch_size``, sorted by length within a
     chunk, and the batches shuffled again (``transformers``' Trainer calls this
     ``train_sampling_strategy="group_by_length"``).
 
+    ``max_tokens`` caps a batch's padded size (sentences × longest length): batches
+    of long sentences hold fewer of them, so the memory a training step needs stays
+    bounded by the cap instead of by the longest sentences.
+
     >>> list(LengthBatches([3, 1, 2, 5], batch_size=2, shuffle=False))
-    [[1, 2], [0, 3]]
+    [[0, 3], [1, 2]]
+    >>> list(LengthBatches([3, 1, 2, 5], batch_size=2, shuffle=False, max_tokens=6))
+    [[3], [0], [1, 2]]
     """
 
     def __init__(self, lengths: Sequence[int], batch_size: int, shuffle: bool = True,
-                 chunk: int = 50) -> None:
+                 chunk: int = 50, max_tokens: int | None = None) -> None:
         if batch_size < 1:
             raise ValueError(f"batch_size must be at least 1, got {batch_size}")
         self.lengths, self.batch_size, self.shuffle, self.chunk = list(lengths), batch_size, shuffle, chunk
+        self.max_tokens = max_tokens
+        self._planned: list[list[int]] | None = None  # the next epoch's batches, once drawn
+
+    def _cut(self, ordered: list[int]) -> list[list[int]]:
+        """Consecutive batches of ``ordered`` (sorted by length) within both limits."""
+        batches: list[list[int]] = []
+        for i in ordered:
+            last = batches[-1] if batches else None
+            if (last is None or len(last) >= self.batch_size or (self.max_tokens is not None and
+                    (len(last) + 1) * max(self.lengths[i], self.lengths[last[-1]]) > self.max_tokens)):
+                batches.append([i])
+            else:
+                last.append(i)
+        return batches
+
+    def _plan(self) -> list[list[int]]:
+        if not self.shuffle:
+            return self._cut(sorted(range(len(self.lengths)), key=self.lengths.__getitem__))[::-1]
+        perm = torch.randperm(len(self.lengths)).tolist()
+        size = self.chunk * self.batch_size
+        batches = [b for start in range(0, len(perm), size)
+                   for b in self._cut(sorted(perm[start:start + size], key=self.lengths.__getitem__))]
+        return [batches[b] for b in torch.randperm(len(batches)).tolist()]
 
     def __len__(self) -> int:
-        return -(-len(self.lengths) // self.batch_size)
+        if self.max_tokens is None:
+            return -(-len(self.lengths) // self.batch_size)
+        if self._planned is None:  # with a token cap the count depends on the shuffle: draw it now
+            self._planned = self._plan()
+        return len(self._planned)
 
     def __iter__(self) -> Iterator[list[int]]:
-        lengths, bs = self.lengths, self.batch_size
-        if not self.shuffle:
-            order = sorted(range(len(lengths)), key=lambda i: lengths[i])
-            yield from (order[i:i + bs] for i in range(0, len(order), bs))
-            return
-        perm = torch.randperm(len(lengths)).tolist()
-        size = self.chunk * bs
-        batches = []
-        for start in range(0, len(perm), size):
-            part = sorted(perm[start:start + size], key=lambda i: lengths[i])
-            batches += [part[i:i + bs] for i in range(0, len(part), bs)]
-        for b in torch.randperm(len(batches)).tolist():
-            yield batches[b]
+        batches, self._planned = self._planned or self._plan(), None
+        yield from batches
 
 
 def text_loader(dataset: TokenizedText, batch_size: int = 32, shuffle: bool = True,
-                pad_id: int = 0) -> DataLoader:
-    """A loader over :class:`TokenizedText` with length-grouped batches and dynamic padding."""
-    return DataLoader(dataset, batch_sampler=LengthBatches(dataset.lengths, batch_size, shuffle),
-                      collate_fn=lambda items: pad_collate(items, pad_id))
+                pad_id: int = 0, max_tokens: int | None = None) -> DataLoader:
+    """A loader over :class:`TokenizedText` with length-grouped batches and dynamic padding.
+
+    ``max_tokens`` caps sentences × padded length per batch (see :class:`LengthBatches`).
+    """
+    sampler = LengthBatches(dataset.lengths, batch_size, shuffle, max_tokens=max_tokens)
+    return DataLoader(dataset, batch_sampler=sampler, collate_fn=lambda items: pad_collate(items, pad_id))
 
 
 # --------------------------------------------------------------------------- model
@@ -206,8 +234,13 @@ def resolve_model(name: str | None = None) -> str:
 
 def _unavailable(name: str, exc: Exception) -> ModelUnavailableError:
     target = config.data_root() / "models" / name
-    offline = any(os.environ.get(v, "").lower() in ("1", "true", "yes")
-                  for v in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE"))
+    try:
+        from huggingface_hub import is_offline_mode
+
+        offline = is_offline_mode()
+    except ImportError:  # older huggingface_hub
+        offline = any(os.environ.get(v, "").lower() in ("1", "true", "yes")
+                      for v in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE"))
     return ModelUnavailableError(
         f"The text model '{name}' is not available: it is not in {target} and could not be loaded "
         f"from the Hugging Face hub{' (offline mode is on)' if offline else ''} "
@@ -301,7 +334,7 @@ def count_params(model: nn.Module, trainable_only: bool = False) -> int:
 
 # --------------------------------------------------------------------------- frozen encoder
 @torch.inference_mode()
-def embed(encoder: nn.Module, dataset: TokenizedText, batch_size: int = 64,
+def embed(encoder: nn.Module, dataset: TokenizedText, batch_size: int = 32,
           device: torch.device | None = None, progress: bool = True,
           desc: str = "embedding") -> torch.Tensor:
     """Mean-pooled sentence vectors (N, hidden) of every item, in dataset order (encoder in eval mode)."""
@@ -435,7 +468,7 @@ class TimedLoader:
 
 
 @torch.inference_mode()
-def predict_proba(model: nn.Module, dataset: TokenizedText, batch_size: int = 64,
+def predict_proba(model: nn.Module, dataset: TokenizedText, batch_size: int = 32,
                   device: torch.device | None = None) -> torch.Tensor:
     """Class probabilities (N, C) for every item, in dataset order."""
     device = device or next(model.parameters()).device
@@ -496,7 +529,7 @@ def check_model_name(name: str) -> str:
 
 def run_approach(approach: str, model_name: str | None = None, lr: float = 2e-5, epochs: int = 1,
                  max_len: int = 64, n_train: int | None = 2000, batch_size: int = 16, seed: int = 0,
-                 head_lr: float = 1e-3, callbacks: Iterable[Callable] = (), progress: bool = True
+                 head_lr: float = 1e-3, max_tokens: int | None = 384, callbacks: Iterable[Callable] = (), progress: bool = True
                  ) -> dict[str, Any]:
     """One experiment of the lesson's control panel: ``'frozen'`` or ``'fine-tune'`` on SST-2.
 
@@ -521,8 +554,9 @@ def run_approach(approach: str, model_name: str | None = None, lr: float = 2e-5,
             training.seed_everything(seed)
             rows = sample(load_sst2("train"), n_train, seed)
             model = TextClassifier(load_encoder(model_name))
-            loaders = (text_loader(TokenizedText.from_frame(rows, tokenizer, max_len), batch_size),
-                       text_loader(TokenizedText.from_frame(load_sst2("dev"), tokenizer, max_len), 64, False))
+            loaders = (text_loader(TokenizedText.from_frame(rows, tokenizer, max_len), batch_size,
+                                   max_tokens=max_tokens),
+                       text_loader(TokenizedText.from_frame(load_sst2("dev"), tokenizer, max_len), 32, False))
             history, _ = fine_tune(model, *loaders, epochs=epochs, lr=lr, head_lr=head_lr,
                                    callbacks=callbacks, progress=progress)
             acc = history.best_val_acc
