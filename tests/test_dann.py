@@ -213,9 +213,14 @@ def test_train_method_and_summary_table():
             assert h.mode == {"DANN": "dann", "BN only (λ = 0)": "bn"}.get(method, "source")
             assert len(h.target_acc) == 1
             rows.append(dann.result_row(method, task, model, h, seed))
+    rows.append(rows[-1] | {"method": "DANN (λ scale 0.3)"})  # a variant goes right after its method
+    rows.append(rows[-1] | {"method": "something else"})
     table = dann.summarize(rows)
-    assert list(table.index.get_level_values("method")) == list(dann.METHODS)  # table order, not run order
-    assert (table["seeds"] == 2).all() and table["target acc"].str.contains("±").all()
+    assert list(table.index.get_level_values("method")) == [  # table order, not run order
+        "source only", "BN only (λ = 0)", "DANN", "DANN (λ scale 0.3)", "target oracle", "something else"]
+    base = table[table.index.get_level_values("method").isin(dann.METHODS)]
+    assert (base["seeds"] == 2).all() and base["target acc"].str.contains("±").all()
+    assert table.loc[("toy", "something else"), "seeds"] == 1
     with pytest.raises(KeyError, match="target oracle"):
         dann.train_method("oracle", task)
 

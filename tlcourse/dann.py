@@ -345,6 +345,12 @@ def train_method(method: str, task: Any, *, seed: int = 0, model_kw: dict | None
 
     Every method is judged on the same held-out ``eval`` images
     (``history.target_acc``). ``train_kw`` goes to :func:`train_dann`.
+
+    >>> x = torch.randint(0, 255, (32, 3, 28, 28), dtype=torch.uint8); y = torch.arange(32) % 10
+    >>> toy = {"source": (x, y), "adapt": (x, y), "eval": (x, y)}
+    >>> model, h = train_method("DANN", toy, epochs=1, batch_size=16, device="cpu")
+    >>> h.mode, len(h.target_acc)
+    ('dann', 1)
     """
     if method not in METHODS:
         raise KeyError(f"method must be one of {METHODS}, got {method!r}")
@@ -382,14 +388,18 @@ def summarize(rows: Sequence[dict[str, Any]]):
     import pandas as pd
 
     df = pd.DataFrame(list(rows))
-    order = {m: i for i, m in enumerate(METHODS)}
+
+    def order(method: str) -> float:  # the METHODS order; variants ("DANN (λ 0.3)") right after theirs
+        return next((i + 0.5 * (method != m) for i, m in enumerate(METHODS)
+                     if method == m or method.startswith(m + " ")), len(METHODS))
+
     out = []
     for (target, method), g in df.groupby(["target", "method"], sort=False):
         t, s = g["target_acc"], g["source_acc"]
         out.append({"target": target, "method": method, "seeds": len(g),
                     "target acc": f"{t.mean():.3f} ± {t.std(ddof=1):.3f}" if len(g) > 1 else f"{t.mean():.3f}",
                     "source acc": f"{s.mean():.3f}", "mean target acc": t.mean(),
-                    "s per run": round(float(g["seconds"].mean()), 1), "_o": order.get(method, 99)})
+                    "s per run": round(float(g["seconds"].mean()), 1), "_o": order(method)})
     table = pd.DataFrame(out)
     first_seen = {t: i for i, t in enumerate(dict.fromkeys(df["target"]))}
     table = table.assign(_t=table["target"].map(first_seen)).sort_values(["_t", "_o"])
