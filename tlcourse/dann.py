@@ -37,6 +37,7 @@ import torch.nn.functional as F
 from matplotlib.figure import Figure
 from torch import nn
 
+from . import plots
 from .training import autocast, pick_device, seed_everything
 
 Data = tuple[torch.Tensor, torch.Tensor]  # uint8 images (N, 3, H, W), labels (N,)
@@ -440,29 +441,13 @@ def plot_history(histories: dict[str, DannHistory] | DannHistory, fig: Figure | 
     return fig
 
 
-class LiveDannCurves:
+def LiveDannCurves(title: str = "", others: dict[str, DannHistory] | None = None,  # noqa: N802 (reads as a class)
+                   display: bool = True) -> "plots.LiveCurves":
     """A :func:`train_dann` callback that redraws :func:`plot_history` after every epoch.
 
     >>> LiveDannCurves(display=False)(DannHistory(label_loss=[1.0], domain_loss=[.7], domain_acc=[.5]))
     """
-
-    def __init__(self, title: str = "", others: dict[str, DannHistory] | None = None,
-                 display: bool = True) -> None:
-        self.title, self.others, self.show = title, dict(others or {}), display
-        self.fig = plt.figure(figsize=(13, 3.2))
-        plt.close(self.fig)  # shown through the display handle only
-        self.handle = None
-
-    def __call__(self, history: DannHistory) -> None:
-        plot_history({**self.others, "this run": history}, self.fig, self.title)
-        if not self.show:
-            return
-        from IPython.display import display
-
-        if self.handle is None:
-            self.handle = display(self.fig, display_id=True)
-        else:
-            self.handle.update(self.fig)
+    return plots.LiveCurves(title, others, display, plot=plot_history, figsize=(13, 3.2))
 
 
 def plot_lambda_schedule(gamma: float = 10.0, max_lambda: float = 1.0, ax: Any = None,

@@ -14,7 +14,7 @@ Example:
 """
 from __future__ import annotations
 
-from typing import Mapping, Sequence
+from typing import Any, Callable, Mapping, Sequence
 
 import matplotlib.pyplot as plt
 import numpy as np
@@ -52,19 +52,23 @@ def plot_history(histories: Mapping[str, History] | History, fig: Figure | None 
 class LiveCurves:
     """A ``fit`` callback that redraws the curves after every epoch, in place.
 
+    ``plot(histories, fig, title)`` draws them: :func:`plot_history` by default; lesson 05 passes
+    its DANN curves (see ``dann.LiveDannCurves``).
+
     >>> live = LiveCurves(display=False)
     >>> live(History(train_loss=[1.0], val_loss=[1.0], train_acc=[.5], val_acc=[.5]))
     """
 
-    def __init__(self, title: str = "", others: Mapping[str, History] | None = None,
-                 display: bool = True) -> None:
+    def __init__(self, title: str = "", others: Mapping[str, Any] | None = None, display: bool = True,
+                 plot: Callable[..., Figure] | None = None, figsize: tuple[float, float] = (10, 3.5)) -> None:
         self.title, self.others, self.show = title, dict(others or {}), display
-        self.fig = plt.figure(figsize=(10, 3.5))
+        self.plot = plot or plot_history
+        self.fig = plt.figure(figsize=figsize)
         plt.close(self.fig)  # drawn only through the display handle below
         self.handle = None
 
-    def __call__(self, history: History) -> None:
-        plot_history({**self.others, "this run": history}, self.fig, self.title)
+    def __call__(self, history: Any) -> None:
+        self.plot({**self.others, "this run": history}, self.fig, self.title)
         if not self.show:
             return
         from IPython.display import display
