@@ -29,7 +29,7 @@ if TYPE_CHECKING:
 
 
 @torch.inference_mode()
-def extract_features(backbone: nn.Module | Callable, dataset: Dataset, batch_size: int = 64,
+def extract_features(backbone: nn.Module | Callable, dataset: Dataset, batch_size: int = 16,
                      device: torch.device | None = None, progress: bool = True,
                      desc: str = "extracting features") -> tuple[torch.Tensor, torch.Tensor]:
     """Features (N, D) and labels (N,) of every item, in dataset order, backbone in eval mode."""

@@ -61,5 +61,7 @@ def hymenoptera_loaders(spec: BackboneSpec, size: int | None = None, batch_size:
         train = Subset(train, images.subset_per_class(train.targets, per_class, seed))
     # Shuffling draws on torch's global RNG (seed_everything), which fit's checkpoints save,
     # so a resumed run sees the same batches as an uninterrupted one.
+    # Val batches stay small: a 64-image eval batch at 160 px alone took ~700 MB on CPU, which the
+    # course's allocator settings keep for the process (Binder's limit is 2 GB); speed is the same.
     return (DataLoader(train, batch_size=batch_size, shuffle=True),
-            DataLoader(val, batch_size=64))
+            DataLoader(val, batch_size=min(64, 2 * batch_size)))
