@@ -66,7 +66,7 @@ def run_notebook(path: Path) -> dict:
     """Execute one notebook in a child process; wall time and the kernel's peak memory."""
     code = ("import sys, nbformat; from nbclient import NotebookClient; "
             "nb = nbformat.read(sys.argv[1], 4); "
-            "NotebookClient(nb, timeout=1800, kernel_name='python3', "
+            "NotebookClient(nb, timeout=600, kernel_name='python3', "
             "resources={'metadata': {'path': sys.argv[2]}}).execute()")
     t0 = time.perf_counter()
     proc = subprocess.run([sys.executable, "-c", code, str(path), str(path.parent)],

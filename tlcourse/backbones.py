@@ -172,7 +172,9 @@ def build(spec: BackboneSpec | str | None = None, pretrained: bool = True) -> nn
     builder: Callable[[BackboneSpec, bool], nn.Module] = (
         _torchvision_model if spec.family == "torchvision" else _timm_model
     )
-    return builder(spec, pretrained)
+    # channels_last (NHWC) weights make every conv run in that layout: on the 2-core CPU training
+    # ran 1.2-1.4x faster and frozen inference 1.25x (benchmarks/README.md); the values are the same.
+    return builder(spec, pretrained).to(memory_format=torch.channels_last)
 
 
 def is_available_offline(spec: BackboneSpec | str) -> bool:
