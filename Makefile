@@ -13,15 +13,15 @@ export MALLOC_MMAP_MAX_ ?= 0
 export MALLOC_TRIM_THRESHOLD_ ?= 17179869184
 ROOT_FLAG := $(shell [ "$$(id -u)" = 0 ] && echo --allow-root)
 
-.PHONY: start install data lab test test-unit test-notebooks benchmark clean
+.PHONY: start install data lab test test-unit test-notebooks site site-build benchmark clean
 
 start: install data lab
 
 install: $(VENV)/.installed
-$(VENV)/.installed: requirements.txt pyproject.toml
+$(VENV)/.installed: requirements.txt requirements-docs.txt pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install -r requirements.txt -e .
+	$(PY) -m pip install -r requirements.txt -r requirements-docs.txt -e .
 	touch $@
 
 data: install
@@ -41,6 +41,20 @@ test-unit: install
 test-notebooks: install
 	TLCOURSE_PROFILE=$${TLCOURSE_PROFILE:-quick} TLCOURSE_BACKBONE=$$($(PY) -m tlcourse.backbones) \
 	$(PY) -m pytest notebooks $(PYTEST_ARGS)
+
+# The course website (artifacts/site/): the lessons as `make test` executed them (saved by
+# notebooks/conftest.py to artifacts/executed/), rendered by Sphinx + MyST-NB without executing.
+# `make site` first executes (quick profile) only the lessons whose saved run is missing, older
+# than the notebook, or failed; `make site-build` only renders (CI runs it after `make test`).
+site: install
+	@stale="$$($(PY) tools/build_site.py --list-stale)"; \
+	if [ -n "$$stale" ]; then echo "site: executing $$stale"; \
+	  TLCOURSE_PROFILE=quick TLCOURSE_BACKBONE=$$($(PY) -m tlcourse.backbones) \
+	  $(PY) -m pytest $$stale $(PYTEST_ARGS) || exit 1; fi
+	$(PY) tools/build_site.py
+
+site-build: install
+	$(PY) tools/build_site.py
 
 benchmark: install
 	TLCOURSE_BACKBONE=$$($(PY) -m tlcourse.backbones) $(PY) benchmarks/run.py $(BENCH_ARGS)

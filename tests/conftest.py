@@ -49,3 +49,25 @@ def make_image_folder(root: Path, counts: dict[str, int], size=(40, 30), mode="R
 @pytest.fixture
 def tiny_folder(tmp_path) -> Path:
     return make_image_folder(tmp_path / "imgs", {"cats": 3, "dogs": 2})
+
+
+@pytest.fixture
+def fake_root(tmp_path, monkeypatch) -> Path:
+    """A tiny data root (hymenoptera_data with 3+3 train and 2+2 val pictures), set as TLCOURSE_DATA."""
+    root = tmp_path / "fake-root"
+    make_image_folder(root / "hymenoptera_data" / "train", {"ants": 3, "bees": 3})
+    make_image_folder(root / "hymenoptera_data" / "val", {"ants": 2, "bees": 2})
+    monkeypatch.setenv("TLCOURSE_DATA", str(root))
+    return root
+
+
+@pytest.fixture
+def linked_root(tmp_path, monkeypatch) -> Path:
+    """The real data root reached through a symlink (a classroom's /srv/course-data -> share)."""
+    real = data_root()
+    if not (real / "hymenoptera_data").is_dir():
+        pytest.skip(f"no prepared data root at {real} (set TLCOURSE_DATA or run data_scripts/fetch_data.py)")
+    link = tmp_path / "course-data-link"
+    link.symlink_to(real.resolve(), target_is_directory=True)
+    monkeypatch.setenv("TLCOURSE_DATA", str(link))
+    return link

@@ -203,3 +203,76 @@ def test_lab_runs_every_arm_size_and_seed_and_caches_the_results(real_root, monk
     pd.testing.assert_frame_equal(lab.run(arms, sizes=[2, 4], seeds=[0, 1], views=2, epochs=3), df)
     with pytest.raises(pytest.fail.Exception):  # other settings: a new experiment
         lab.run(arms, sizes=[2, 4], seeds=[0, 1], views=2, epochs=4)
+
+
+# --------------------------------------------------------------------------- MixUp / CutMix in a training step
+def _toy_pictures(n: int = 8):
+    """Pictures whose class is their brightness: dark = 0, bright = 1."""
+    g = torch.Generator().manual_seed(0)
+    labels = torch.arange(n) % 2
+    pics = [(torch.randint(0, 90, (3, 8, 8), generator=g) + 160 * int(c)).to(torch.uint8) for c in labels]
+    return pics, labels
+
+
+def test_train_mixed_repeats_with_a_seed_and_leaves_the_tail_alone():
+    pics, labels = _toy_pictures()
+    tail = nn.Sequential(nn.Linear(3 * 8 * 8, 4), nn.ReLU(), nn.Linear(4, 2))
+    before = {k: v.clone() for k, v in tail.state_dict().items()}
+    tf = v2.Compose([v2.RandomHorizontalFlip(), v2.ToDtype(torch.float32, scale=True)])
+    mix = v2.RandomChoice([v2.MixUp(num_classes=2), v2.CutMix(num_classes=2)])
+    a = augment.train_mixed(nn.Flatten(), tail, pics, labels, tf, 3, mix=mix, batch_size=4, seed=1)
+    b = augment.train_mixed(nn.Flatten(), tail, pics, labels, tf, 3, mix=mix, batch_size=4, seed=1)
+    c = augment.train_mixed(nn.Flatten(), tail, pics, labels, tf, 3, mix=mix, batch_size=4, seed=2)
+    assert all(torch.equal(x, y) for x, y in zip(a.state_dict().values(), b.state_dict().values()))
+    assert not torch.equal(a[-1].weight, c[-1].weight)
+    assert all(torch.equal(v, tail.state_dict()[k]) for k, v in before.items())  # trains a copy
+
+
+def test_train_mixed_takes_soft_labels_and_learns():
+    pics, labels = _toy_pictures(16)
+    tf = v2.ToDtype(torch.float32, scale=True)
+    x = torch.stack([tf(p) for p in pics]).flatten(1)
+    seen = []
+
+    def spy(xb, yb):
+        out = v2.MixUp(alpha=1.0, num_classes=2)(xb, yb)
+        seen.append(out[1])
+        return out
+
+    net = augment.train_mixed(nn.Flatten(), nn.Linear(3 * 8 * 8, 2), pics, labels, tf, 30, lr=0.05, mix=spy,
+                              batch_size=8)
+    assert all(y.shape == (8, 2) and torch.allclose(y.sum(1), torch.ones(8)) for y in seen)
+    assert augment.head_accuracy(net, x, labels) == 1.0
+
+
+def test_mixing_runs_table_and_cache(monkeypatch, tmp_path):
+    monkeypatch.setenv("TLCOURSE_CACHE", str(tmp_path))
+    pics, labels = _toy_pictures(12)
+    tf = v2.ToDtype(torch.float32, scale=True)
+    val_x = torch.stack([tf(p) for p in pics]).flatten(1)
+    arms = {"plain": (tf, None), "mixup": (tf, v2.MixUp(num_classes=2))}
+    kw = dict(per_class=2, seeds=[0, 1], epochs=2, batch_size=4, key="toy", progress=False)
+    df = augment.mixing_runs(nn.Flatten(), nn.Linear(192, 2), pics, labels.tolist(), val_x, labels, arms, **kw)
+    assert len(df) == 4 and set(df.arm) == set(arms) and (df.n_train == 4).all()
+    assert df.val_acc.between(0, 1).all()
+    monkeypatch.setattr(augment, "train_mixed", lambda *a, **k: pytest.fail("cached results must not retrain"))
+    pd.testing.assert_frame_equal(
+        augment.mixing_runs(nn.Flatten(), nn.Linear(192, 2), pics, labels.tolist(), val_x, labels, arms, **kw), df)
+    assert set(augment.paired_gains(df, baseline="plain").arm) == {"mixup"}
+
+
+def test_training_without_per_epoch_validation_gives_the_same_last_accuracy():
+    class Lab(augment.AugmentLab):  # the parts of AugmentLab that train() uses, without the data
+        def __init__(self):
+            torch.manual_seed(0)
+            self.spec, self.trainable_blocks, self.classes = SPEC, 0, ["a", "b"]
+            self.device = torch.device("cpu")
+            self.model = backbones.build(SPEC, pretrained=False)
+            self.val_x, self.val_y = torch.randn(20, SPEC.feature_dim), torch.arange(20) % 2
+
+    lab = Lab()
+    bank, labels = torch.randn(3, 12, SPEC.feature_dim), torch.arange(12) % 2
+    full = lab.train(bank, labels, 4, seed=3)
+    last = lab.train(bank, labels, 4, seed=3, val_every_epoch=False)
+    assert last.val_acc == [full.val_acc[-1]]
+    assert last.train_loss == pytest.approx(full.train_loss, rel=1e-5)  # same steps (float noise only)

@@ -210,14 +210,14 @@ def test_train_method_and_summary_table():
     for method in reversed(dann.METHODS):
         for seed in (0, 1):
             model, h = dann.train_method(method, task, seed=seed, **kw)
-            assert h.mode == {"DANN": "dann", "BN only (λ = 0)": "bn"}.get(method, "source")
+            assert h.mode == {"DANN": "dann", "target batches in BN (λ = 0)": "bn"}.get(method, "source")
             assert len(h.target_acc) == 1
             rows.append(dann.result_row(method, task, model, h, seed))
     rows.append(rows[-1] | {"method": "DANN (λ scale 0.3)"})  # a variant goes right after its method
     rows.append(rows[-1] | {"method": "something else"})
     table = dann.summarize(rows)
     assert list(table.index.get_level_values("method")) == [  # table order, not run order
-        "source only", "BN only (λ = 0)", "DANN", "DANN (λ scale 0.3)", "target oracle", "something else"]
+        "source only", "target batches in BN (λ = 0)", "DANN", "DANN (λ scale 0.3)", "target oracle", "something else"]
     base = table[table.index.get_level_values("method").isin(dann.METHODS)]
     assert (base["seeds"] == 2).all() and base["target acc"].str.contains("±").all()
     assert table.loc[("toy", "something else"), "seeds"] == 1

@@ -31,6 +31,30 @@ def test_recipe_steps_depths_and_cut():
         Recipe(partial_blocks=9).cut_for(SPEC)
 
 
+def test_tuned_sets_each_strategys_one_knob():
+    base = Recipe(head_lr=1e-3, backbone_lr=1e-3, scratch_lr=1e-3, C=1.0)
+    assert base.tuned("fixed features", 0.1) == Recipe(head_lr=1e-3, backbone_lr=1e-3, scratch_lr=1e-3, C=0.1)
+    full = base.tuned("full fine-tune", 3e-4)
+    assert (full.backbone_lr, full.head_lr, full.scratch_lr) == (3e-4, pytest.approx(3e-3), 1e-3)
+    scratch = base.tuned("from scratch", 1e-2)
+    assert (scratch.scratch_lr, scratch.head_lr, scratch.backbone_lr) == (1e-2, 1e-2, 1e-3)
+    for strategy in gm.STRATEGIES:
+        assert base.tuned(strategy, 0.5).knob(strategy) == 0.5
+    with pytest.raises(ValueError):
+        base.tuned("magic", 1.0)
+    task = Task("mnist", 0.1, 32)
+    # a tuned knob is part of the cache key; a tuning (holdout) run never shares a file with a real one
+    assert gm._run_path(task, 5, "from scratch", 0, scratch, SPEC) != gm._run_path(task, 5, "from scratch", 0, base, SPEC)
+    held = Task("mnist", 0.1, 32, holdout=5)
+    assert gm._run_path(held, 5, "from scratch", 0, base, SPEC) != gm._run_path(task, 5, "from scratch", 0, base, SPEC)
+
+
+def test_best_rates_picks_the_best_holdout_score_per_task_and_strategy():
+    table = pd.DataFrame({"task": ["mnist"] * 3 + ["hymenoptera"] * 3, "strategy": "full fine-tune",
+                          "knob": [1e-3, 1e-4, 3e-4] * 2, "score": [0.5, 0.7, 0.7, 0.9, 0.1, 0.2]})
+    assert gm.best_rates(table) == {("mnist", "full fine-tune"): 1e-4, ("hymenoptera", "full fine-tune"): 1e-3}
+
+
 def test_task_label_follows_the_guide_threshold():
     assert Task("hymenoptera", 0.9, 96).label == "similar"
     assert Task("mnist", 0.1, 32).label == "dissimilar"
@@ -182,3 +206,26 @@ def test_strategy_runs_on_real_digits_are_complete_and_cached(real_root):
     # lower-layer features of pretrained weights already read digits far above chance (0.1)
     lower = first[(first["strategy"] == "lower-layer features") & (first["per_class"] == 2)]["accuracy"].item()
     assert lower >= 0.3
+
+
+def test_tuning_scores_on_a_holdout_from_the_pool_never_on_the_eval_set(real_root):
+    task = Task("mnist", similarity=0.1, image_size=32, eval_images=40)
+    plain, held = gm.load_task(task, SPEC), gm.load_task(Task("mnist", 0.1, 32, eval_images=40, holdout=3), SPEC)
+    assert held.eval[1].bincount().tolist() == [3] * 10 and len(held.pool[1]) == len(plain.pool[1]) - 30
+    assert not torch.equal(held.eval[0][:3], plain.eval[0][:3])
+    # every tuning image came from the pool: the eval set's images are in neither part
+    flat = plain.pool[0].flatten(1)
+    pool_rows = {hash(r.numpy().tobytes()) for r in flat}
+    assert {hash(r.numpy().tobytes()) for r in held.pool[0].flatten(1)} <= pool_rows
+    recipe = Recipe(min_steps=1, max_steps=1, batch_size=4)
+    grid = {"fixed features": (0.1, 1.0), "from scratch": (1e-3, 1e-2)}
+    tuned = gm.tune([task], grid, recipe, per_class={"mnist": 2}, holdout=3, progress=False,
+                    device=torch.device("cpu"))
+    assert len(tuned) == 4 and tuned["score"].between(0, 1).all() and not tuned["cached"].any()
+    assert sorted(zip(tuned["strategy"], tuned["knob"])) == sorted((s, v) for s, vs in grid.items() for v in vs)
+    rates = gm.best_rates(tuned)
+    assert set(rates) == {("mnist", "fixed features"), ("mnist", "from scratch")}
+    results = gm.run_strategies([task], {"mnist": (2,)}, recipe, strategies=list(grid), rates=rates,
+                                progress=False, device=torch.device("cpu"))
+    assert results.set_index("strategy")["knob"].to_dict() == {s: rates[("mnist", s)] for s in grid}
+    assert gm.tune([task], grid, recipe, per_class={"mnist": 2}, holdout=3, progress=False)["cached"].all()

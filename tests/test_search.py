@@ -22,6 +22,23 @@ def test_grid_points_cover_the_log_range_times_every_batch_size():
     assert lrs[0] == pytest.approx(1e-4) and lrs[-1] == pytest.approx(1.0)
     assert lrs[1] / lrs[0] == pytest.approx(lrs[2] / lrs[1])  # evenly spaced in log
     assert {p["batch_size"] for p in pts} == {4, 16}
+    assert [p["batch_size"] for p in pts] == [4] * 4 + [16] * 4  # scikit-learn's order: the last key varies fastest
+
+
+def test_points_are_scikit_learns_generators():
+    """What the lesson's search cell writes with ParameterGrid / ParameterSampler, point for point."""
+    from scipy.stats import loguniform
+    from sklearn.model_selection import ParameterGrid, ParameterSampler
+
+    space = {"lr": loguniform(1e-5, 1.0), "batch_size": [4, 16, 64]}
+    by_hand = list(ParameterSampler(space, n_iter=12, random_state=0))
+    pts = search.random_points((1e-5, 1.0), (4, 16, 64), budget=12, seed=0)
+    assert [p["batch_size"] for p in pts] == [p["batch_size"] for p in by_hand]
+    assert [p["lr"] for p in pts] == pytest.approx([p["lr"] for p in by_hand], rel=1e-12)
+    grid = list(ParameterGrid({"lr": [1e-5, 1e-3, 1e-1], "batch_size": [4, 16]}))
+    mine = search.grid_points((1e-5, 1e-1), (4, 16), budget=6)
+    assert [p["batch_size"] for p in mine] == [p["batch_size"] for p in grid]
+    assert [p["lr"] for p in mine] == pytest.approx([p["lr"] for p in grid], rel=1e-9)
 
 
 def test_random_points_are_reproducible_and_in_range():
@@ -81,6 +98,12 @@ def test_head_trial_learning_rate_matters():
     trial = search.HeadTrial((x[:60], y[:60]), (x[60:180], y[60:180]), (x[180:], y[180:]), epochs=10)
     good, bad = trial(lr=3e-2, batch_size=8), trial(lr=1e-6, batch_size=8)
     assert good[0] > 0.85 and good[1] > 0.85 and good[0] - bad[0] > 0.2
+    assert trial(lr=3e-2, batch_size=8) == good  # seeded: the same settings, the same numbers
+    assert trial(lr=3e-2, batch_size=8) != search.HeadTrial(*trial_sets(x, y), epochs=10, seed=1)(3e-2, 8)
+
+
+def trial_sets(x, y):
+    return (x[:60], y[:60]), (x[60:180], y[60:180]), (x[180:], y[180:])
 
 
 def test_plot_search_with_and_without_curve():

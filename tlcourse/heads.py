@@ -30,7 +30,7 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
-from . import config, features, training
+from . import features, training
 from .threads import limit_threads
 from .widgets import WidgetValueError, check_range
 
@@ -85,8 +85,13 @@ def train_head(kind: str, train: FeatureSet, val: FeatureSet, epochs: int = 30, 
                progress: bool = False) -> tuple[nn.Module, training.History]:
     """Train a ``"linear"`` or ``"mlp"`` head on cached features with Adam; return it and its history.
 
+    Generalises lesson 01's hand-written head-training loop (section 3, the cell that
+    starts ``torch.manual_seed(0)``): with ``seed=0`` the linear head is the same, epoch
+    for epoch (the lesson's check cell compares them).
+
     The head keeps its *last* epoch's weights (no picking the best epoch on val),
-    so ``history.val_acc[-1]`` is an honest estimate.
+    so ``history.val_acc[-1]`` is less optimistic than the best epoch's; it is still not
+    unbiased when ``epochs`` and ``lr`` were chosen on the same val set.
     """
     epochs = check_range("epochs", epochs, 1, 1000, kind=int)
     lr = check_range("learning rate", lr, 1e-6, 10.0)
@@ -104,6 +109,9 @@ def train_head(kind: str, train: FeatureSet, val: FeatureSet, epochs: int = 30, 
 
 def fit_logreg(train: FeatureSet, C: float = 1.0) -> "LogisticRegression":
     """scikit-learn's logistic regression (L2, smaller ``C``: stronger) on the features as they are.
+
+    Lesson 01 (section 3) calls ``LogisticRegression(C=1.0, max_iter=5000).fit(X, y)`` in its
+    own cell; this is the same call, on one thread.
 
     No standardisation: the pooled features are already on a sensible scale, and
     means and spreads estimated from a few images per class would only add noise.
@@ -155,6 +163,9 @@ def few_shot_accuracy(train: FeatureSet, val: FeatureSet, per_class: int, draws:
 # --------------------------------------------------------------------------- cache vs recompute
 class FrozenFeatures(nn.Module):
     """A backbone that stays frozen and in eval mode even inside a training loop.
+
+    Lesson 01 (section 4) measures what happens without it: BatchNorm's running
+    statistics drift in train mode, although no parameter requires gradients.
 
     ``fit`` calls ``model.train()``; without this wrapper that would switch the
     backbone's BatchNorm layers to batch statistics, and its features would
@@ -266,30 +277,34 @@ def hymenoptera_by_depth(spec: "BackboneSpec", split: str, size: int | None = No
                          ) -> tuple[dict[int, torch.Tensor], torch.Tensor]:
     """:func:`features_by_depth` of a hymenoptera split, cached on disk like the full-depth features.
 
+    Cached through :mod:`tlcourse.cache` (keyed by the settings, the image folder and the
+    weights file; building leaves the caller's random state untouched).
+
     >>> from tlcourse.backbones import get_spec
     >>> by_depth, y = hymenoptera_by_depth(get_spec("efficientnet_lite0"), "val", 160)  # doctest: +SKIP
     >>> sorted(by_depth)                                                              # doctest: +SKIP
     [1, 2, 3, 4, 5, 6, 7, 8, 9]
     """
-    from . import backbones, images, transforms
+    from . import backbones, cache, images, transforms
+    from .registry import require
 
     size = size or spec.input_size
-    root = str(config.data_root()).replace("/", "_")[-60:]
     tag = f"{spec.name}-{'pre' if pretrained else 'rand'}-every-depth-{size}"
-    path = config.cache_dir() / "features" / f"hymenoptera-{split}-{tag}-{root}.pt"
-    if path.exists():
-        data = torch.load(path, weights_only=True)
-        return {int(d): f for d, f in data["features"].items()}, data["labels"]
-    if not pretrained:
-        torch.manual_seed(0)  # the same random network as features.hymenoptera_features
-    model = backbones.build(spec, pretrained=pretrained)
-    dataset = images.hymenoptera(split, transforms.eval_transform(spec, size))
-    by_depth, labels = features_by_depth(model, spec, dataset, progress=progress)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp")
-    torch.save({"features": {str(d): f for d, f in by_depth.items()}, "labels": labels}, tmp)
-    tmp.replace(path)  # atomic, like the other caches
-    return by_depth, labels
+
+    def build() -> dict:
+        if not pretrained:
+            torch.manual_seed(0)  # the same random network as features.hymenoptera_features
+        model = backbones.build(spec, pretrained=pretrained)
+        dataset = images.hymenoptera(split, transforms.eval_transform(spec, size))
+        by_depth, labels = features_by_depth(model, spec, dataset, progress=progress)
+        return {"features": {str(d): f for d, f in by_depth.items()}, "labels": labels}
+
+    settings = dict(dataset="hymenoptera", split=split, backbone=spec.name, arch=spec.arch,
+                    pretrained=pretrained, depth="every", size=size)
+    data = cache.cached("features", settings, build, name=f"hymenoptera-{split}-{tag}",
+                        data=[require("hymenoptera") / split, *features.weights_files(spec, pretrained)],
+                        version=features.FEATURES_VERSION)
+    return {int(d): f for d, f in data["features"].items()}, data["labels"]
 
 
 def accuracy_by_depth(train: tuple[dict[int, torch.Tensor], torch.Tensor],

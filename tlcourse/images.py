@@ -1,14 +1,39 @@
-"""Image-folder datasets that decode each JPEG once.
+"""Image-folder datasets that decode each image once, with the right pixels.
 
-:class:`CachedImageFolder` reads a ``root/<class>/<image>`` folder exactly
-the way torchvision's ``ImageFolder`` does (same classes, same files, same
-order), but decodes every image once, shrunk to ``short_side`` pixels, and
-keeps the uint8 tensors in memory and in a disk cache. Decoding a 2592x1944
-JPEG costs more than a forward pass of a small CNN, so this turns an epoch
-from "mostly JPEG decoding" into "mostly learning".
+:class:`CachedImageFolder` reads a ``root/<class>/<image>`` folder the way
+torchvision's ``ImageFolder`` does (same classes, same files, same order), but
+decodes every image once, shrunk to ``short_side`` pixels, and keeps the
+uint8 tensors in memory and in the course's disk cache (:mod:`tlcourse.cache`).
+Decoding a 2592x1944 JPEG costs more than a forward pass of a small CNN, so
+this turns an epoch from "mostly JPEG decoding" into "mostly learning".
 
 Files that are not images (``imageNotFound.gif`` in hymenoptera) are skipped
 like ImageFolder skips them, and listed in ``dataset.skipped``.
+
+**Decoding** (:func:`decode_image`) gives 8-bit RGB with the right values for
+every mode PIL opens, where ImageFolder's ``convert("RGB")`` can be silently
+wrong:
+
+* 16-bit grayscale (``I;16``, and ``I`` from 16-bit PNG/TIFF) is scaled to
+  0-255 (value / 257, rounded), where ``convert("RGB")`` clips it to white;
+  16-bit RGB(A) PNGs, which PIL reads as 8-bit (the high byte), are within one
+  grey level of that.
+* 32-bit float ``F`` images with values in [0, 1] are scaled by 255;
+  32-bit integer or float images on any other scale are **refused**: their
+  scale is unknown, so convert them to 8- or 16-bit first.
+* Transparent pixels (``RGBA``, ``LA``, ``PA``, palette with transparency) are
+  **composited on white**, as a browser shows them (ImageFolder keeps the
+  colour stored under a transparent pixel, often black).
+* CMYK is converted with the file's ICC profile when it has one (else with
+  PIL's formula R = (255 - C)(255 - K)/255); 1-bit, palette, YCbCr and HSV
+  images with PIL's conversions. Other modes (LAB ...) are refused.
+* **EXIF orientation is applied** (``PIL.ImageOps.exif_transpose``): a phone
+  photo stored sideways with an orientation tag comes out upright. This
+  *differs from torchvision's ImageFolder*, which ignores the tag; for the
+  course's datasets the two agree (no hymenoptera photo is rotated).
+
+Anything else that cannot be decoded correctly raises :class:`BadImageError`
+with the file name and what to do.
 
 Example:
     >>> train = hymenoptera("train")                      # doctest: +SKIP
@@ -17,37 +42,129 @@ Example:
 """
 from __future__ import annotations
 
-import hashlib
+import io
 import warnings
 from pathlib import Path
 from typing import Callable
 
+import numpy as np
 import torch
-from PIL import Image, UnidentifiedImageError
+from PIL import Image, ImageOps, UnidentifiedImageError
 from torch.utils.data import Dataset
 from torchvision.datasets.folder import IMG_EXTENSIONS
 from torchvision.transforms.v2 import functional as F
 
-from . import config
+from . import cache
 from .errors import CourseError
 from .registry import require
 
+DECODER_VERSION = 2
+"""Bump when :func:`decode_image` changes its output: cached image folders are then re-decoded."""
+
 
 class BadImageError(CourseError, ValueError):
-    """An image file cannot be decoded."""
+    """An image file cannot be decoded (correctly)."""
+
+
+def _refuse(path, why: str) -> BadImageError:
+    return BadImageError(
+        f"Cannot decode image {path} correctly: {why}. Convert it to an 8-bit RGB or grayscale "
+        "PNG/JPEG (or 16-bit grayscale PNG), or remove it from the folder."
+    )
+
+
+def _sixteen_bit_to_8(array: np.ndarray) -> np.ndarray:
+    return np.clip(np.rint(array.astype(np.float64) / 257.0), 0, 255).astype(np.uint8)
+
+
+def _bits_per_sample(img: Image.Image) -> int | None:
+    """Bits per sample of an integer image, where the file says so (PNG: at most 16; TIFF: tag 258)."""
+    if img.format == "PNG":
+        return 16
+    tags = getattr(img, "tag_v2", None)
+    if tags is not None and 258 in tags:
+        bits = tags[258]
+        return int(bits[0] if isinstance(bits, tuple) else bits)
+    return None
+
+
+def _on_white(img: Image.Image) -> Image.Image:
+    white = Image.new("RGBA", img.size, (255, 255, 255, 255))
+    return Image.alpha_composite(white, img.convert("RGBA")).convert("RGB")
+
+
+def _to_rgb(img: Image.Image, path) -> Image.Image:
+    """``img`` (any mode) as 8-bit RGB with the right values, or :class:`BadImageError`."""
+    mode = img.mode
+    if mode == "RGB":
+        return img
+    if mode in ("L", "1", "RGBX", "YCbCr", "HSV"):
+        return img.convert("RGB")
+    if mode in ("RGBA", "LA", "PA", "RGBa") or (mode == "P" and "transparency" in img.info):
+        return _on_white(img)
+    if mode == "P":
+        return img.convert("RGB")
+    if mode == "CMYK":
+        icc = img.info.get("icc_profile")
+        if icc:
+            try:
+                from PIL import ImageCms
+
+                return ImageCms.profileToProfile(img, io.BytesIO(icc), ImageCms.createProfile("sRGB"),
+                                                 outputMode="RGB")
+            except Exception as exc:  # no littlecms, a broken profile ...
+                warnings.warn(f"{path}: CMYK colour profile not applied ({exc}); using PIL's formula.",
+                              stacklevel=4)
+        return img.convert("RGB")
+    if mode.startswith("I;16"):
+        return Image.fromarray(_sixteen_bit_to_8(np.asarray(img))).convert("RGB")
+    if mode == "I":
+        array, bits = np.asarray(img), _bits_per_sample(img)
+        if bits == 8:
+            gray = np.clip(array, 0, 255).astype(np.uint8)
+        elif bits == 16:
+            gray = _sixteen_bit_to_8(array)
+        else:
+            raise _refuse(path, f"32-bit integer pixels (mode 'I', {bits or 'unknown'} bits per sample; "
+                                f"values {array.min()}..{array.max()}) have no known 0-255 scale")
+        if array.min() < 0 or array.max() > (255 if bits == 8 else 65535):
+            raise _refuse(path, f"pixel values {array.min()}..{array.max()} do not fit {bits} bits")
+        return Image.fromarray(gray).convert("RGB")
+    if mode == "F":
+        array = np.asarray(img)
+        if not np.isfinite(array).all() or array.min() < 0 or array.max() > 1:
+            raise _refuse(path, f"32-bit float pixels (mode 'F') outside [0, 1] (values "
+                                f"{np.nanmin(array):.4g}..{np.nanmax(array):.4g}) have no known 0-255 scale")
+        return Image.fromarray(np.rint(array * 255).astype(np.uint8)).convert("RGB")
+    raise _refuse(path, f"PIL mode {mode!r} has no faithful conversion to RGB here")
+
+
+def _upright(img: Image.Image, path) -> Image.Image:
+    """Apply the EXIF orientation tag (warn, never fail, when the EXIF block is unreadable)."""
+    try:
+        return ImageOps.exif_transpose(img)
+    except Exception as exc:
+        warnings.warn(f"{path}: unreadable EXIF orientation ({type(exc).__name__}: {exc}); "
+                      "the image is used as stored.", stacklevel=4)
+        return img
 
 
 def decode_image(path: str | Path, short_side: int | None = 256) -> torch.Tensor:
-    """Decode any image (grayscale, CMYK, RGBA, palette ...) to a uint8 RGB tensor.
+    """Decode any image to a uint8 RGB tensor (3, H, W) with the right pixel values, upright.
 
+    See the module docstring for how each PIL mode is converted (16-bit scaled,
+    transparency on white, EXIF orientation applied) and what is refused.
     The shorter side is shrunk to ``short_side`` (never enlarged); JPEGs are
     decoded at reduced scale directly (``Image.draft``), which is much faster.
     """
     try:
         with Image.open(path) as img:
-            if short_side:
-                img.draft("RGB", (short_side, short_side))
-            img = img.convert("RGB")  # also forces the full decode: truncation shows here
+            if short_side and img.format == "JPEG":
+                img.draft("RGB" if img.mode == "RGB" else None, (short_side, short_side))
+            img.load()  # the full decode: a truncated file fails here
+            img = _to_rgb(_upright(img, path), path)
+    except BadImageError:
+        raise
     except (OSError, UnidentifiedImageError, SyntaxError, ValueError) as exc:
         raise BadImageError(
             f"Cannot read image {path}: {exc}. Replace or delete this file "
@@ -78,14 +195,6 @@ def scan_folder(root: Path) -> tuple[list[str], list[tuple[Path, int]], list[str
     return classes, samples, skipped
 
 
-def _cache_key(samples: list[tuple[Path, int]], short_side: int | None) -> str:
-    h = hashlib.sha256(str(short_side).encode())
-    for path, label in samples:
-        st = path.stat()
-        h.update(f"{path}|{label}|{st.st_size}|{st.st_mtime_ns}".encode())
-    return h.hexdigest()[:20]
-
-
 class CachedImageFolder(Dataset):
     """An ImageFolder whose images are decoded once and kept as uint8 tensors.
 
@@ -95,7 +204,8 @@ class CachedImageFolder(Dataset):
         short_side: decode size; 256 suits 224-pixel crops.
         strict: raise on an undecodable image; otherwise skip it with a warning.
         num_classes: if given, the number of class folders that must be there.
-        disk_cache: keep decoded tensors in :func:`tlcourse.config.cache_dir`.
+        disk_cache: keep decoded tensors in the course's disk cache (:mod:`tlcourse.cache`),
+            keyed by the folder's files (names, sizes, times) and the decoder's version.
     """
 
     def __init__(self, root: str | Path, transform: Callable | None = None,
@@ -115,14 +225,21 @@ class CachedImageFolder(Dataset):
                           stacklevel=2)
 
     def _load(self, samples, short_side, strict, disk_cache):
-        self._bad: set[str] = set()
-        cache = config.cache_dir() / "images" / f"{_cache_key(samples, short_side)}.pt"
-        if disk_cache and cache.exists():
-            data = torch.load(cache, weights_only=True)
-            self._bad = set(data["bad"])
-            self.skipped += data["skipped"]
-            return data["images"], data["targets"]
-        images, targets, bad_notes = [], [], []
+        files = [(str(path.relative_to(self.root)), label) for path, label in samples]
+        entry = cache.Entry("images", {"files": files, "short_side": short_side},
+                            data=[self.root], version=DECODER_VERSION, name=self.root.name)
+        build = lambda: self._decode_all(samples, short_side, strict)  # noqa: E731
+        data = entry.get_or_build(build) if disk_cache else build()
+        if strict and data["bad"]:  # read from a cache built without strict
+            rel, why = data["bad"][0]
+            raise BadImageError(f"Cannot read image {self.root / rel}: {why}. Replace or delete this file.")
+        self._bad = {str(self.root / rel) for rel, _ in data["bad"]}
+        self.skipped += [f"{self.root / rel} (cannot be decoded: {why})" for rel, why in data["bad"]]
+        return data["images"], data["targets"]
+
+    def _decode_all(self, samples, short_side, strict) -> dict:
+        """Decode every sample; the undecodable ones are listed (relative path, reason) in ``bad``."""
+        images, targets, bad = [], [], []
         for path, label in samples:
             try:
                 images.append(decode_image(path, short_side))
@@ -130,16 +247,8 @@ class CachedImageFolder(Dataset):
             except BadImageError as exc:
                 if strict:
                     raise
-                self._bad.add(str(path))
-                bad_notes.append(f"{path} (cannot be decoded: {exc.__cause__})")
-        self.skipped += bad_notes
-        if disk_cache:
-            cache.parent.mkdir(parents=True, exist_ok=True)
-            tmp = cache.with_suffix(".tmp")
-            torch.save({"images": images, "targets": targets, "bad": sorted(self._bad),
-                        "skipped": bad_notes}, tmp)
-            tmp.replace(cache)  # atomic: an interrupted save never leaves a half cache
-        return images, targets
+                bad.append((str(path.relative_to(self.root)), str(exc.__cause__ or exc)))
+        return {"images": images, "targets": targets, "bad": bad}
 
     def __len__(self) -> int:
         return len(self.images)

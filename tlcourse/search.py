@@ -1,7 +1,10 @@
 """Hyperparameter search on a small budget: grid vs random, scored on a holdout, never on the test set.
 
-:func:`grid_points` and :func:`random_points` spend the same number of trials
-on log learning rate x batch size; :func:`run_search` scores every trial on a
+Lesson 06 writes the search loop out in its own cell with scikit-learn's
+``ParameterGrid`` and ``ParameterSampler``; this module repeats it for the
+widget and the checks. :func:`grid_points` and :func:`random_points` are those
+two scikit-learn generators over log learning rate x batch size (plus the
+range checks a widget needs); :func:`run_search` scores every trial on a
 *holdout* carved from the training data and reports the test accuracy beside
 it, so choosing never looks at the test set. :func:`budget_curve` answers
 "how much does the budget matter?" the way Bergstra & Bengio (2012) drew it:
@@ -9,8 +12,8 @@ by drawing many random searches of k trials from one pool of finished trials.
 
 Example:
     >>> pts = grid_points((1e-4, 1e-1), batch_sizes=(8, 32), budget=6)
-    >>> [(f"{p['lr']:.0e}", p["batch_size"]) for p in pts][:3]
-    [('1e-04', 8), ('1e-04', 32), ('3e-03', 8)]
+    >>> [(f"{p['lr']:.0e}", p["batch_size"]) for p in pts][:4]
+    [('1e-04', 8), ('3e-03', 8), ('1e-01', 8), ('1e-04', 32)]
     >>> table = run_search(lambda lr, batch_size: (lr * 10, lr), pts, "grid")
     >>> table.columns.tolist()
     ['method', 'trial', 'lr', 'batch_size', 'score', 'test', 'best_so_far']
@@ -49,21 +52,26 @@ def _check_lr_range(lr_range: tuple[float, float]) -> tuple[float, float]:
 
 
 def grid_points(lr_range: tuple[float, float], batch_sizes: Sequence[int], budget: int) -> list[dict]:
-    """A grid: ``budget // len(batch_sizes)`` learning rates, evenly spaced in log, x every batch size.
+    """scikit-learn's ``ParameterGrid``: ``budget // len(batch_sizes)`` learning rates, evenly spaced
+    in log, x every batch size (the batch size varies slowest: scikit-learn's order).
 
     >>> len(grid_points((1e-3, 1e-1), (16, 64), budget=7))
     6
     """
+    from sklearn.model_selection import ParameterGrid
+
     low, high = _check_lr_range(lr_range)
     budget = check_range("budget (trials)", budget, len(batch_sizes), 1000, kind=int)
     n_lr = budget // len(batch_sizes)
     lrs = np.logspace(math.log10(low), math.log10(high), n_lr) if n_lr > 1 else [math.sqrt(low * high)]
-    return [{"lr": float(lr), "batch_size": int(bs)} for lr in lrs for bs in batch_sizes]
+    grid = ParameterGrid({"lr": [float(v) for v in lrs], "batch_size": [int(b) for b in batch_sizes]})
+    return [{"lr": p["lr"], "batch_size": p["batch_size"]} for p in grid]
 
 
 def random_points(lr_range: tuple[float, float], batch_sizes: Sequence[int], budget: int,
                   seed: int = 0) -> list[dict]:
-    """``budget`` random trials: learning rate log-uniform in the range, batch size drawn from the list.
+    """scikit-learn's ``ParameterSampler``: ``budget`` trials, learning rate log-uniform in the range
+    (``scipy.stats.loguniform``), batch size drawn from the list; the same ``seed``, the same trials.
 
     Random search tries a *new* learning rate in every trial, where a grid
     repeats each one for every batch size: when one knob matters much more than
@@ -73,12 +81,14 @@ def random_points(lr_range: tuple[float, float], batch_sizes: Sequence[int], bud
     >>> len({p["lr"] for p in pts}), all(1e-4 <= p["lr"] <= 1e-1 for p in pts)
     (4, True)
     """
+    from scipy.stats import loguniform
+    from sklearn.model_selection import ParameterSampler
+
     low, high = _check_lr_range(lr_range)
     budget = check_range("budget (trials)", budget, 1, 1000, kind=int)
-    rng = np.random.default_rng(seed)
-    logs = rng.uniform(math.log10(low), math.log10(high), budget)
-    sizes = rng.choice(np.asarray(batch_sizes), budget)
-    return [{"lr": float(10 ** v), "batch_size": int(bs)} for v, bs in zip(logs, sizes)]
+    space = {"lr": loguniform(low, high), "batch_size": [int(b) for b in batch_sizes]}
+    return [{"lr": float(p["lr"]), "batch_size": int(p["batch_size"])}
+            for p in ParameterSampler(space, n_iter=budget, random_state=seed)]
 
 
 def run_search(trial: Trial, points: Sequence[dict], method: str) -> pd.DataFrame:
@@ -103,6 +113,9 @@ class HeadTrial:
 
     Trains on ``train``, is *scored* on ``holdout`` (what a search may look at)
     and also reports accuracy on ``test`` (what a search must not look at).
+    The training is the plain-PyTorch ``head_trial`` of lesson 06's search cell
+    (seed 0, Adam, shuffled mini-batches, the last epoch's weights), so the
+    same settings give the same numbers as that cell.
 
     >>> g = torch.Generator().manual_seed(0)
     >>> x = torch.randn(90, 6, generator=g); y = (x[:, 0] > 0).long()
@@ -115,13 +128,23 @@ class HeadTrial:
     holdout: FeatureSet
     test: FeatureSet
     epochs: int = 10
+    seed: int = 0
 
     def __call__(self, lr: float, batch_size: int) -> tuple[float, float]:
-        from . import heads
+        from torch import nn
 
-        head, history = heads.train_head("linear", self.train, self.holdout, epochs=self.epochs,
-                                         lr=lr, batch_size=batch_size)
-        return history.val_acc[-1], heads.accuracy(head, *self.test)
+        torch.manual_seed(self.seed)
+        x, y = self.train
+        head = nn.Linear(x.shape[1], int(y.max()) + 1)
+        optimizer = torch.optim.Adam(head.parameters(), lr=lr)
+        for _ in range(self.epochs):
+            for idx in torch.randperm(len(y)).split(batch_size):
+                optimizer.zero_grad()
+                nn.functional.cross_entropy(head(x[idx]), y[idx]).backward()
+                optimizer.step()
+        with torch.no_grad():
+            hold, test = ((head(fx).argmax(1) == fy).float().mean().item() for fx, fy in (self.holdout, self.test))
+        return hold, test
 
 
 def search_split(train: FeatureSet, per_class: int, seed: int = 0) -> tuple[FeatureSet, FeatureSet]:

@@ -24,6 +24,7 @@ import copy
 import os
 import random
 import time
+import weakref
 from contextlib import nullcontext
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -58,11 +59,74 @@ def pick_device(prefer: str | None = None) -> torch.device:
     return torch.device("cpu")
 
 
+PRECISIONS = {"bf16": torch.bfloat16, "fp16": torch.float16, "fp32": None}
+
+
+def amp_dtype(device: torch.device) -> torch.dtype | None:
+    """The mixed-precision type for ``device``: ``torch.bfloat16``, ``torch.float16`` or None (float32).
+
+    On CUDA: bfloat16 where the GPU computes it natively (compute capability 8.0+: A100, L4,
+    RTX 30xx and newer; no loss scaling needed); float16 with a loss scaler on tensor-core
+    GPUs without native bfloat16 (7.x: the T4 of Colab and Kaggle, V100), which only emulate
+    bfloat16, slower than float32; float32 on older GPUs. Autocast keeps the ops float16 is
+    unsafe for (softmax, norms, losses) in float32. CPU and MPS: float32.
+    ``TLCOURSE_PRECISION=bf16|fp16|fp32`` overrides the choice on CUDA (fp32 everywhere).
+
+    >>> amp_dtype(torch.device("cpu")) is None
+    True
+    """
+    choice = os.environ.get("TLCOURSE_PRECISION", "auto").strip().lower() or "auto"
+    if choice not in (*PRECISIONS, "auto"):
+        raise ValueError(f"TLCOURSE_PRECISION={choice!r}: use auto, {', '.join(PRECISIONS)}.")
+    if device.type != "cuda" or choice == "fp32":
+        return None
+    if choice != "auto":
+        return PRECISIONS[choice]
+    capability = torch.cuda.get_device_capability(device)
+    if capability >= (8, 0):  # what torch.cuda.is_bf16_supported(including_emulation=False) checks
+        return torch.bfloat16
+    return torch.float16 if capability >= (7, 0) else None
+
+
 def autocast(device: torch.device):
-    """Mixed precision where it pays (CUDA, bfloat16: no loss scaling needed), else nothing."""
-    if device.type == "cuda":
-        return torch.autocast("cuda", dtype=torch.bfloat16)
-    return nullcontext()
+    """Mixed precision where it pays (:func:`amp_dtype`), else nothing (a no-op context)."""
+    dtype = amp_dtype(device)
+    return torch.autocast(device.type, dtype=dtype) if dtype is not None else nullcontext()
+
+
+_SCALERS: "weakref.WeakKeyDictionary[torch.optim.Optimizer, torch.amp.GradScaler]" = weakref.WeakKeyDictionary()
+
+
+def grad_scaler(optimizer: torch.optim.Optimizer, device: torch.device) -> torch.amp.GradScaler | None:
+    """The loss scaler float16 training needs (one per optimizer, kept across epochs), else None."""
+    if amp_dtype(device) != torch.float16:
+        return None
+    if optimizer not in _SCALERS:
+        _SCALERS[optimizer] = torch.amp.GradScaler(device.type)
+    return _SCALERS[optimizer]
+
+
+def optimizer_step(loss: torch.Tensor, optimizer: torch.optim.Optimizer, device: torch.device,
+                   clip_norm: float | None = None) -> None:
+    """``loss.backward()`` then ``optimizer.step()``; scaled when ``device`` trains in float16.
+
+    In float16, small gradients underflow to zero: the scaler multiplies the loss before
+    ``backward``, divides the gradients before the step, and skips a step whose gradients
+    overflowed. ``clip_norm`` clips the (unscaled) gradient norm first. Zero the gradients before.
+    """
+    scaler = grad_scaler(optimizer, device)
+    if scaler is None:
+        loss.backward()
+        if clip_norm is not None:
+            nn.utils.clip_grad_norm_([p for g in optimizer.param_groups for p in g["params"]], clip_norm)
+        optimizer.step()
+        return
+    scaler.scale(loss).backward()
+    if clip_norm is not None:
+        scaler.unscale_(optimizer)
+        nn.utils.clip_grad_norm_([p for g in optimizer.param_groups for p in g["params"]], clip_norm)
+    scaler.step(optimizer)
+    scaler.update()
 
 
 # --------------------------------------------------------------------------- history
@@ -131,8 +195,7 @@ def run_epoch(model: nn.Module, loader: Iterable, loss_fn: Callable, device: tor
                 loss = loss_fn(logits, labels)
             if training:
                 optimizer.zero_grad(set_to_none=True)
-                loss.backward()
-                optimizer.step()
+                optimizer_step(loss, optimizer, device)  # backward + step (loss-scaled in float16)
             n = labels.shape[0]
             total_loss += loss.detach().float().cpu() * n
             if labels.dim() == 1:  # hard labels; soft (MixUp) labels have no accuracy
@@ -186,12 +249,40 @@ def load_checkpoint(path: str | Path) -> dict[str, Any]:
         ) from exc
 
 
+def unwrap(model: nn.Module) -> nn.Module:
+    """The model inside a DistributedDataParallel / DataParallel wrapper (else ``model`` itself)."""
+    wrappers = (nn.parallel.DistributedDataParallel, nn.DataParallel)
+    return model.module if isinstance(model, wrappers) else model
+
+
+def load_state(model: nn.Module, state: dict[str, Any]) -> None:
+    """``model.load_state_dict(state)``, whether ``state`` and ``model`` come from DDP or not.
+
+    DistributedDataParallel prefixes every key with ``module.``; that prefix is removed
+    (``consume_prefix_in_state_dict_if_present``) unless the model's own keys carry it, and
+    the state goes into the unwrapped model, so DDP and plain checkpoints load into both.
+
+    >>> net = nn.Linear(2, 1)
+    >>> load_state(net, {"module." + k: v for k, v in nn.Linear(2, 1).state_dict().items()})
+    """
+    from torch.nn.modules.utils import consume_prefix_in_state_dict_if_present
+
+    target = unwrap(model)
+    if not any(k.startswith("module.") for k in target.state_dict()):
+        state = copy.copy(state) if hasattr(state, "_metadata") else dict(state)
+        consume_prefix_in_state_dict_if_present(state, "module.")
+    target.load_state_dict(state)
+
+
 def load_weights(model: nn.Module, path: str | Path) -> nn.Module:
-    """Load a state dict (or a fit checkpoint) into ``model``, with a clear error on mismatch."""
+    """Load a state dict (or a fit checkpoint) into ``model``, with a clear error on mismatch.
+
+    Checkpoints written under DDP (keys ``module.*``) load into a plain model and vice versa.
+    """
     state = load_checkpoint(path)
     state = state.get("model", state)
     try:
-        model.load_state_dict(state)
+        load_state(model, state)
     except RuntimeError as exc:
         raise CourseError(
             f"{path} does not fit this model ({type(model).__name__}): it was saved from another "
@@ -224,11 +315,11 @@ def fit(model: nn.Module, train_loader: Iterable, val_loader: Iterable,
     model.to(device)
     loss_fn = loss_fn or nn.CrossEntropyLoss()
     history, start = History(), 0
-    best_state = copy.deepcopy(model.state_dict())
+    best_state = copy.deepcopy(unwrap(model).state_dict())  # plain keys: loads without DDP too
     last = Path(checkpoint_dir) / "last.pt" if checkpoint_dir else None
     if resume and last and last.exists():
         ckpt = load_checkpoint(last)
-        model.load_state_dict(ckpt["model"])
+        load_state(model, ckpt["model"])  # a DDP or a plain checkpoint
         optimizer.load_state_dict(ckpt["optimizer"])
         if scheduler is not None and ckpt.get("scheduler"):
             scheduler.load_state_dict(ckpt["scheduler"])
@@ -255,13 +346,13 @@ def fit(model: nn.Module, train_loader: Iterable, val_loader: Iterable,
             history.epoch_time.append(time.perf_counter() - t0)
             if va[1] > history.best_val_acc or history.best_epoch < 0:
                 history.best_val_acc, history.best_epoch = va[1], epoch
-                best_state = copy.deepcopy(model.state_dict())
+                best_state = copy.deepcopy(unwrap(model).state_dict())
                 if checkpoint_dir:
                     save_checkpoint(Path(checkpoint_dir) / "best.pt", model=best_state)
             if patience is not None and epoch - history.best_epoch >= patience:
                 history.stopped_early = True
             if last:
-                save_checkpoint(last, model=model.state_dict(), optimizer=optimizer.state_dict(),
+                save_checkpoint(last, model=unwrap(model).state_dict(), optimizer=optimizer.state_dict(),
                                 scheduler=scheduler.state_dict() if scheduler is not None else None,
                                 history=history.to_dict(), best_model=best_state, rng=torch.get_rng_state())
             for cb in callbacks:
@@ -271,5 +362,5 @@ def fit(model: nn.Module, train_loader: Iterable, val_loader: Iterable,
         print(f"Training interrupted after {history.epochs} finished epoch(s){where}.")
         raise
     if restore_best:
-        model.load_state_dict(best_state)
+        load_state(model, best_state)
     return history

@@ -28,6 +28,20 @@ def rewrite(text: str, repo: str) -> str:
     return BADGE.sub(lambda m: f"{m[1]}/{repo}", text)
 
 
+def current(text: str | None = None) -> str:
+    """``owner/name`` from the README's ``REPO_URL:`` line (the course website reads it here).
+
+    >>> current("x\\nREPO_URL: https://github.com/a/b\\n")
+    'a/b'
+    """
+    text = README.read_text() if text is None else text
+    found = re.search(r"^REPO_URL:\s*(\S+)", text, re.M)
+    match = URL.match(found[1]) if found else None
+    if not match:
+        raise ValueError("README.md has no `REPO_URL: https://github.com/<owner>/<repo>` line")
+    return match[1]
+
+
 def main(argv: list[str]) -> int:
     match = URL.match(argv[0]) if len(argv) == 1 else None
     if not match:
