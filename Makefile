@@ -13,16 +13,32 @@ export MALLOC_MMAP_MAX_ ?= 0
 export MALLOC_TRIM_THRESHOLD_ ?= 17179869184
 ROOT_FLAG := $(shell [ "$$(id -u)" = 0 ] && echo --allow-root)
 
-.PHONY: start install data lab test test-unit test-notebooks site site-build benchmark clean
+.PHONY: start install data lab test test-unit test-notebooks site site-build benchmark clean lock
 
 start: install data lab
 
+# Installs requirements.lock: every package of the tested environment (requirements.txt,
+# requirements-dev.txt, requirements-docs.txt and all they pull in), exact versions, hashes
+# checked. Made on Linux x86-64 / Python 3.11; elsewhere: pip install -r requirements.txt -e .
 install: $(VENV)/.installed
-$(VENV)/.installed: requirements.txt requirements-docs.txt pyproject.toml
+$(VENV)/.installed: requirements.lock pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install -r requirements.txt -r requirements-docs.txt -e .
+	$(PY) -m pip install --require-hashes --no-deps -r requirements.lock
+	$(PY) -m pip install --no-deps -e .
 	touch $@
+
+# Re-resolve the whole environment from the top-level files (requirements.txt and every
+# requirements-*.txt) into requirements.lock (hashed) and binder/requirements.lock (the
+# learner's part). Run it after changing a pin; pip-tools runs in its own venv (.lock-tools).
+LOCK_TOOLS ?= .lock-tools
+lock:
+	$(PYTHON) -m venv $(LOCK_TOOLS)
+	$(LOCK_TOOLS)/bin/pip install --quiet pip-tools==7.6.2
+	$(LOCK_TOOLS)/bin/pip-compile --quiet --generate-hashes --allow-unsafe --strip-extras \
+	  --no-emit-index-url --no-emit-find-links --output-file=requirements.lock \
+	  $(sort $(wildcard requirements-*.txt))
+	$(LOCK_TOOLS)/bin/python tools/binder_lock.py
 
 data: install
 	$(PY) data_scripts/fetch_data.py --all --weights auto

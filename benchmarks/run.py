@@ -3,10 +3,15 @@
     make benchmark                      # everything below (about 15 minutes on 2 cores)
     python benchmarks/run.py --only loop,cache
     python benchmarks/run.py --only notebooks --notebooks 00,01
+    python benchmarks/run.py --only notebooks --profile full      # the lessons as designed
+    python benchmarks/run.py --only notebooks --record             # also write benchmarks/recorded.json
 
 Sections (each prints a small table):
-  notebooks  wall time and peak memory of every notebook, quick profile, in order
+  notebooks  wall time and peak memory of every notebook, quick (or --profile full), in order;
+             --record keeps them in benchmarks/recorded.json, which the title cells must match
+             (tests/test_recorded_times.py)
   loop       training throughput: the course's fit loop vs a bare forward+backward loop
+  peer       the PyTorch tutorial's train_model loop vs training.fit, same model and recipe
   cache      one head-training epoch on cached features vs recomputing the backbone
   malloc     the same training step with glibc's default allocator vs the course's settings
   levers     channels_last, inference_mode, input resolution, decode-once caching, workers
@@ -26,6 +31,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+RECORDED = REPO / "benchmarks" / "recorded.json"
 TARGETS = {"notebooks_total_s": 600, "loop_ratio": 0.80, "cache_speedup": 50, "peak_gb": 2.0}
 
 
@@ -62,15 +68,15 @@ def in_subprocess(section: str, env: dict | None = None) -> dict:
 
 
 # --------------------------------------------------------------------------- notebooks
-def run_notebook(path: Path) -> dict:
+def run_notebook(path: Path, profile: str = "quick") -> dict:
     """Execute one notebook in a child process; wall time and the kernel's peak memory."""
     code = ("import sys, nbformat; from nbclient import NotebookClient; "
             "nb = nbformat.read(sys.argv[1], 4); "
-            "NotebookClient(nb, timeout=600, kernel_name='python3', "
+            "NotebookClient(nb, timeout=3600, kernel_name='python3', "
             "resources={'metadata': {'path': sys.argv[2]}}).execute()")
     t0 = time.perf_counter()
     proc = subprocess.run([sys.executable, "-c", code, str(path), str(path.parent)],
-                          capture_output=True, text=True, env={**os.environ, "TLCOURSE_PROFILE": "quick"})
+                          capture_output=True, text=True, env={**os.environ, "TLCOURSE_PROFILE": profile})
     wall = time.perf_counter() - t0
     # ru_maxrss of waited-for descendants: the kernel is the largest of them.
     peak_mb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
@@ -80,20 +86,39 @@ def run_notebook(path: Path) -> dict:
     return {"notebook": path.name, "ok": ok, "wall_s": round(wall, 1), "peak_mb_so_far": round(peak_mb)}
 
 
-def bench_notebooks(select: list[str] | None) -> dict:
+def bench_notebooks(select: list[str] | None, profile: str = "quick", record: bool = False) -> dict:
     paths = sorted((REPO / "notebooks").glob("[0-9][0-9]_*.ipynb"))
     if select:
         paths = [p for p in paths if p.name[:2] in select]
     rows = []
     for p in paths:
         # one child per notebook so that ru_maxrss is that notebook's own peak
-        rows.append(in_subprocess("notebook:" + str(p)))
-    table("notebooks (quick profile; peak = the kernel's max resident memory)", rows)
+        rows.append(in_subprocess(f"notebook:{profile}:{p}"))
+    table(f"notebooks ({profile} profile; peak = the kernel's max resident memory)", rows)
     total = sum(r["wall_s"] for r in rows)
     peak = max((r["peak_mb"] for r in rows), default=0)
-    print(f"total {total:.0f} s (target <= {TARGETS['notebooks_total_s']} s); "
+    print(f"total {total:.0f} s (quick target <= {TARGETS['notebooks_total_s']} s); "
           f"largest peak {peak / 1024:.2f} GB (target <= {TARGETS['peak_gb']} GB)")
+    if record:
+        write_record(profile, rows)
     return {"notebooks": rows, "total_s": total, "peak_gb": peak / 1024}
+
+
+def write_record(profile: str, rows: list[dict]) -> None:
+    """Keep each lesson's measured wall time and peak in ``benchmarks/recorded.json``."""
+    import datetime
+
+    import torch
+
+    recorded = json.loads(RECORDED.read_text()) if RECORDED.exists() else {}
+    lessons = recorded.setdefault(profile, {})
+    for r in rows:
+        if r["ok"]:
+            lessons[r["notebook"][:2]] = {"notebook": r["notebook"], "wall_s": r["wall_s"], "peak_mb": r["peak_mb"],
+                                          "date": datetime.date.today().isoformat(),
+                                          "machine": f"{os.cpu_count()} CPUs, torch {torch.__version__}"}
+    RECORDED.write_text(json.dumps(recorded, indent=1, sort_keys=True) + "\n")
+    print(f"recorded in {RECORDED.relative_to(REPO)}")
 
 
 # --------------------------------------------------------------------------- training loops
@@ -304,14 +329,99 @@ def bench_levers() -> dict:
     return r
 
 
+# --------------------------------------------------------------------------- peer
+def _tutorial_train_model(model, dataloaders, criterion, optimizer, scheduler, num_epochs):
+    """The PyTorch transfer-learning tutorial's ``train_model``, as it writes it (no tqdm, no AMP)."""
+    import copy
+
+    import torch
+
+    sizes = {x: len(dataloaders[x].dataset) for x in ("train", "val")}
+    best_wts, best_acc, epoch_s = copy.deepcopy(model.state_dict()), 0.0, []
+    for _ in range(num_epochs):
+        t0 = time.perf_counter()
+        for phase in ("train", "val"):
+            model.train() if phase == "train" else model.eval()
+            running_loss, running_corrects = 0.0, 0
+            for inputs, labels in dataloaders[phase]:
+                optimizer.zero_grad()
+                with torch.set_grad_enabled(phase == "train"):
+                    outputs = model(inputs)
+                    _, preds = torch.max(outputs, 1)
+                    loss = criterion(outputs, labels)
+                    if phase == "train":
+                        loss.backward()
+                        optimizer.step()
+                running_loss += loss.item() * inputs.size(0)
+                running_corrects += torch.sum(preds == labels.data)
+            if phase == "train":
+                scheduler.step()
+            acc = running_corrects.double().item() / sizes[phase]
+            if phase == "val" and acc > best_acc:
+                best_acc, best_wts = acc, copy.deepcopy(model.state_dict())
+        epoch_s.append(time.perf_counter() - t0)
+    model.load_state_dict(best_wts)
+    return {"epoch_s": statistics.mean(epoch_s), "best_val": best_acc}
+
+
+def child_peer(epochs: int = 3, size: int = 224) -> dict:
+    """Same backbone, size, optimizer, schedule and epochs: the tutorial's loop vs ``training.fit``."""
+    import torch
+    from torch import nn
+    from torchvision import datasets
+    from torchvision import transforms as T
+
+    from tlcourse import backbones, config, finetune, training
+
+    spec = backbones.get_spec("efficientnet_lite0")
+    norm = T.Normalize(spec.mean, spec.std)
+    data_transforms = {
+        "train": T.Compose([T.RandomResizedCrop(size), T.RandomHorizontalFlip(), T.ToTensor(), norm]),
+        "val": T.Compose([T.Resize(int(size * 256 / 224)), T.CenterCrop(size), T.ToTensor(), norm]),
+    }
+    root = config.data_root() / "hymenoptera_data"
+    sets = {x: datasets.ImageFolder(root / x, data_transforms[x]) for x in ("train", "val")}
+    loaders = {x: torch.utils.data.DataLoader(sets[x], batch_size=4, shuffle=True, num_workers=2)
+               for x in ("train", "val")}
+    out = {}
+    for name in ("tutorial", "course"):
+        torch.manual_seed(0)
+        model = finetune.make_classifier(spec, 2)
+        opt = torch.optim.SGD(model.parameters(), lr=0.001, momentum=0.9)
+        sched = torch.optim.lr_scheduler.StepLR(opt, step_size=7, gamma=0.1)
+        if name == "tutorial":
+            out[name] = _tutorial_train_model(model, loaders, nn.CrossEntropyLoss(), opt, sched, epochs)
+        else:
+            train, val = finetune.hymenoptera_loaders(spec, size, batch_size=8)
+            h = training.fit(model, train, val, opt, epochs, scheduler=sched, progress=False,
+                             device=torch.device("cpu"))
+            out[name] = {"epoch_s": statistics.mean(h.epoch_time), "best_val": h.best_val_acc}
+    out["speedup"] = out["tutorial"]["epoch_s"] / out["course"]["epoch_s"]
+    return out
+
+
+def bench_peer() -> dict:
+    r = in_subprocess("peer")
+    table("the PyTorch tutorial's train_model vs training.fit (efficientnet_lite0, 224 px, SGD 0.001/0.9, "
+          "StepLR 7/0.1, 3 epochs)", [
+        {"loop": "tutorial: ImageFolder, decode every epoch, batch 4, 2 workers",
+         "s/epoch": f"{r['tutorial']['epoch_s']:.1f}", "best val": f"{r['tutorial']['best_val']:.3f}"},
+        {"loop": "course: training.fit, cached decoded images, batch 8",
+         "s/epoch": f"{r['course']['epoch_s']:.1f}", "best val": f"{r['course']['best_val']:.3f}"},
+        {"loop": "ratio (tutorial / course)", "s/epoch": f"{r['speedup']:.2f}x", "best val": ""},
+    ])
+    return r
+
+
 # --------------------------------------------------------------------------- main
 CHILDREN = {"loop": child_loop, "text_loop": child_text_loop, "cache": child_cache,
-            "step": child_step, "levers": child_levers}
+            "step": child_step, "levers": child_levers, "peer": child_peer}
 
 
 def child(section: str) -> None:
     if section.startswith("notebook:"):
-        result = run_notebook(Path(section.split(":", 1)[1]))
+        _, profile, path = section.split(":", 2)
+        result = run_notebook(Path(path), profile)
         result["peak_mb"] = result.pop("peak_mb_so_far")
     else:
         result = CHILDREN[section]()
@@ -320,8 +430,10 @@ def child(section: str) -> None:
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--only", default="notebooks,loop,cache,malloc,levers")
+    p.add_argument("--only", default="notebooks,loop,peer,cache,malloc,levers")
     p.add_argument("--notebooks", default="", help="comma-separated lesson numbers, e.g. 00,03")
+    p.add_argument("--profile", default="quick", choices=["quick", "full"], help="for the notebooks section")
+    p.add_argument("--record", action="store_true", help="write notebook times to benchmarks/recorded.json")
     p.add_argument("--malloc-runs", type=int, default=4)
     p.add_argument("--json", type=Path, help="also write the results here")
     p.add_argument("--child", help=argparse.SUPPRESS)
@@ -335,9 +447,11 @@ def main() -> None:
     results = {}
     only = args.only.split(",")
     if "notebooks" in only:
-        results["notebooks"] = bench_notebooks([s for s in args.notebooks.split(",") if s])
+        results["notebooks"] = bench_notebooks([s for s in args.notebooks.split(",") if s], args.profile, args.record)
     if "loop" in only:
         results["loop"] = bench_loop()
+    if "peer" in only:
+        results["peer"] = bench_peer()
     if "cache" in only:
         results["cache"] = bench_cache()
     if "malloc" in only:

@@ -30,7 +30,7 @@ source_suffix = {".md": "myst-nb", ".ipynb": "myst-nb"}
 # MyST-NB: render the saved outputs, never execute (nbval in `make test` did that, once).
 nb_execution_mode = "off"
 nb_output_stderr = "show"              # warnings stay visible, as the learner sees them
-nb_merge_streams = True
+nb_merge_streams = False             # notebooks/conftest.py already joined each cell's streams
 nb_ipywidgets_js = {}                  # no CDN scripts; widgets are drawn as static snapshots
 nb_code_prompt_show = "Show solution"  # only the solution cells are collapsed (tools/build_site.py)
 nb_code_prompt_hide = "Hide solution"
@@ -59,3 +59,20 @@ html_theme_options = {
     "home_page_in_toc": True,
     "navigation_with_keys": False,
 }
+
+
+def add_kaggle_button(app, pagename, templatename, context, doctree) -> None:
+    """Kaggle opens a GitHub notebook like Colab does, but the theme has no option for it:
+    add it to the theme's launch menu (after the theme built the menu: priority 502)."""
+    if not pagename.startswith("notebooks/"):
+        return
+    source = f"https://github.com/{REPO_SLUG}/blob/{BRANCH}/{pagename}.ipynb"
+    for group in context.get("header_buttons", []):
+        if group.get("label") == "launch-buttons":
+            group["buttons"].append({"type": "link", "text": "Kaggle", "tooltip": "Launch on Kaggle",
+                                     "icon": "fab fa-kaggle",
+                                     "url": f"https://www.kaggle.com/kernels/welcome?src={source}"})
+
+
+def setup(app) -> None:
+    app.connect("html-page-context", add_kaggle_button, priority=502)

@@ -127,6 +127,8 @@ class Recorder:
         code = [cell for cell in nb.cells if cell.cell_type == "code"]
         for num, cell in enumerate(code):
             cell.outputs = self.outputs.get(num, [])
+            if ends_with_semicolon(cell.source):  # IPython hides the result; nbval's store_history=False
+                cell.outputs = [o for o in cell.outputs if o.output_type != "execute_result"]  # defeats that
             cell.execution_count = self.counts.get(num)
         if self.widgets:
             nb.metadata["widgets"] = {WIDGET_STATE: self.widget_state()}
@@ -139,6 +141,24 @@ class Recorder:
             "failed_cells": list(self.failed), "passed": not self.failed and len(self.counts) == len(code),
         }
         return nb
+
+
+def ends_with_semicolon(source: str) -> bool:
+    """IPython's rule for a quiet cell: its last code line ends with ``;`` (comments aside).
+
+    >>> ends_with_semicolon("x = 1\\nshow(x);  # quiet"), ends_with_semicolon("show(x)")
+    (True, False)
+    """
+    import io
+    import tokenize
+
+    try:
+        tokens = [t for t in tokenize.generate_tokens(io.StringIO(source).readline)
+                  if t.type not in (tokenize.COMMENT, tokenize.NL, tokenize.NEWLINE, tokenize.ENDMARKER,
+                                    tokenize.INDENT, tokenize.DEDENT)]
+    except (tokenize.TokenError, SyntaxError, IndentationError):
+        return False
+    return bool(tokens) and tokens[-1].string == ";"
 
 
 def _is_nbval_cell(item: pytest.Item) -> bool:

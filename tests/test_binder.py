@@ -65,35 +65,76 @@ def script_lines(path: Path) -> list[str]:
 
 
 # ------------------------------------------------------------------------- environment
+LOCK = REPO / "requirements.lock"
+BINDER_LOCK = BINDER / "requirements.lock"
+TORCH_CPU = BINDER / "torch-cpu.txt"
+NOT_FOR_LEARNERS = {"pytest", "nbval", "playwright", "sphinx", "myst-nb", "jupytext", "pip-tools"}
+
+
+def load_binder_lock_tool():
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("binder_lock", REPO / "tools" / "binder_lock.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
 def test_binder_environment_parses_for_repo2docker():
     env = conda_env(ENV_FILE)
     deps = env["dependencies"]
     assert python_version(env) == "3.11"
-    assert "pip" in deps and deps.index("pip") < next(i for i, d in enumerate(deps) if isinstance(d, dict)), \
-        "micromamba (repo2docker) needs `pip` listed before the `- pip:` options"
+    assert "pip" in deps
     assert not (BINDER / "Dockerfile").exists(), "a Dockerfile would make repo2docker ignore everything else"
+    assert not (BINDER / "requirements.txt").exists(), "pip packages come from the lock, in postBuild"
 
 
-def test_binder_pins_match_requirements_txt():
+def test_binder_leaves_the_server_stack_to_repo2docker_and_conda_forge():
+    env = conda_env(ENV_FILE)
+    assert not any(isinstance(d, dict) for d in env["dependencies"]), "no `- pip:` section: postBuild installs"
+    assert env["channels"] == ["conda-forge"]
+    kernel = [d for d in env["dependencies"] if isinstance(d, str) and d.startswith("ipykernel")]
+    assert kernel and "<7" in kernel[0], "ipykernel from conda-forge, below 7 (see requirements.txt)"
+    assert not any(isinstance(d, str) and d.startswith(("jupyterlab", "notebook", "jupyter_server"))
+                   for d in env["dependencies"]), "JupyterLab is repo2docker's"
+    locked = pins(BINDER_LOCK.read_text().splitlines())
+    assert not {"jupyterlab", "ipykernel", "notebook", "jupyter-server"} & set(locked)
+
+
+def test_binder_installs_learner_packages_only():
+    locked = pins(BINDER_LOCK.read_text().splitlines())
+    assert not NOT_FOR_LEARNERS & set(locked), NOT_FOR_LEARNERS & set(locked)
+    assert not [n for n in locked if n.startswith(("nvidia-", "cuda-")) or n in ("triton", "torch", "torchvision")]
+    wanted = set(pins((REPO / "requirements.txt").read_text().splitlines())) - {"jupyterlab", "ipykernel"}
+    wanted = {re.sub(r"\[.*\]", "", n) for n in wanted} - {"torch", "torchvision"}
+    assert wanted <= set(locked), f"requirements.txt packages missing from Binder's lock: {wanted - set(locked)}"
+
+
+def test_binder_lock_is_the_main_lock_filtered_and_hashed():
+    tool = load_binder_lock_tool()
+    assert BINDER_LOCK.read_text() == tool.binder_lock(LOCK.read_text()), "run: make lock (or tools/binder_lock.py)"
+    assert TORCH_CPU.read_text() == tool.torch_pins(LOCK.read_text())
+    main = pins(LOCK.read_text().splitlines())
+    binder = pins(BINDER_LOCK.read_text().splitlines())
+    assert all(main[n] == v for n, v in binder.items()), "Binder gets the very versions CI tests"
+    blocks = re.split(r"\n(?=[A-Za-z0-9])", BINDER_LOCK.read_text().split("\n", 3)[3])
+    assert all("--hash=sha256:" in b for b in blocks if "==" in b), "every Binder package is hashed"
+
+
+def test_torch_comes_from_the_cpu_index_at_the_pinned_version():
+    """Binder has no GPU: CPU wheels from PyTorch's index, the same `torch==X` (no `+cpu`)."""
     required = pins((REPO / "requirements.txt").read_text().splitlines())
-    assert required, "requirements.txt has no pins"
-    assert pins(pip_section(conda_env(ENV_FILE))) == required
+    cpu = pins(TORCH_CPU.read_text().splitlines())
+    assert cpu == {"torch": required["torch"], "torchvision": required["torchvision"]}
+    post = " ".join(script_lines(POST_BUILD))
+    assert "--index-url https://download.pytorch.org/whl/cpu" in post and "binder/torch-cpu.txt" in post
+    assert "+cpu" not in TORCH_CPU.read_text(), "a +cpu pin would break where that index is absent"
 
 
-def test_binder_pins_match_root_environment_yml():
-    root = REPO / "environment.yml"
-    if not root.exists():
-        pytest.skip("environment.yml (conda users) does not exist yet")
-    root_env, binder_env = conda_env(root), conda_env(ENV_FILE)
-    assert pins(pip_section(binder_env)) == pins(pip_section(root_env))
-    assert python_version(binder_env) == python_version(root_env)
-
-
-def test_torch_comes_from_the_cpu_index_without_changing_its_pin():
-    """Binder has no GPU: CPU wheels via an extra index, but the same `torch==X` pin (no `+cpu`)."""
-    section = pip_section(conda_env(ENV_FILE))
-    assert "--extra-index-url https://download.pytorch.org/whl/cpu" in section
-    assert not any("+cpu" in line for line in section), "a +cpu pin would break where that index is absent"
+def test_root_environment_yml_pins_match_requirements_txt():
+    root = conda_env(REPO / "environment.yml")
+    assert pins(pip_section(root)) == pins((REPO / "requirements.txt").read_text().splitlines())
+    assert python_version(root) == "3.11"
 
 
 # ----------------------------------------------------------------------------- scripts
@@ -106,12 +147,17 @@ def test_script_is_executable_bash(script: Path):
         assert check.returncode == 0, check.stderr
 
 
-def test_post_build_stops_at_the_first_failure_and_fetches_the_data():
+def test_post_build_installs_the_lock_and_fetches_everything_outside_home():
     lines = script_lines(POST_BUILD)
     assert lines[0].startswith("set -e"), "postBuild must start with `set -e` (a failed step fails the build)"
-    fetch = next((line for line in lines if "data_scripts/fetch_data.py" in line), "")
-    for flag in ("--all", "--weights auto", '--root "$HOME/tlcourse-data"'):
-        assert flag in fetch, f"postBuild's fetch_data.py call lacks {flag}"
+    text = "\n".join(lines)
+    assert "--require-hashes --no-deps -r binder/requirements.lock" in text
+    assert re.search(r"pip install .*--no-deps \.$", text, re.M), "the course installed, not editable"
+    assert "-e ." not in text, "an editable install points into $HOME, hidden on hubs with persistent homes"
+    fetch = next((line for line in lines if line.startswith("tlcourse-fetch")), "")
+    assert "--all" in fetch and "--weights auto" in fetch, "datasets, text model and weights into the image"
+    assert '--root "${NB_PYTHON_PREFIX:-/srv/conda/envs/notebook}/share/tlcourse-data"' in fetch
+    assert "$HOME" not in fetch
 
 
 def test_start_ends_by_exec_ing_the_server():
@@ -122,23 +168,35 @@ def test_start_sets_the_course_environment(tmp_path):
     """Run start on `env`: what a kernel on Binder will see."""
     if not shutil.which("bash"):
         pytest.skip("no bash")
-    clean = {"HOME": str(tmp_path), "PATH": os.environ.get("PATH", "/usr/bin:/bin")}
+    clean = {"HOME": str(tmp_path), "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+             "NB_PYTHON_PREFIX": "/srv/conda/envs/notebook"}
     shown = subprocess.run(["bash", str(START), "env"], env=clean, capture_output=True, text=True, check=True)
     env = dict(line.split("=", 1) for line in shown.stdout.splitlines() if "=" in line)
-    assert env["TLCOURSE_DATA"] == f"{tmp_path}/tlcourse-data"
-    assert env["TLCOURSE_PROFILE"] == "quick"
+    assert env["TLCOURSE_DATA"] == "/srv/conda/envs/notebook/share/tlcourse-data", "where postBuild put the data"
+    assert not env["TLCOURSE_DATA"].startswith(str(tmp_path)), "outside $HOME"
+    assert env["TLCOURSE_PROFILE"] == "quick" and env["TLCOURSE_PLATFORM"] == "binder"
     assert env["MALLOC_MMAP_MAX_"] == "0" and env["MALLOC_TRIM_THRESHOLD_"] == "17179869184"
+
+
+def test_a_workflow_builds_the_binder_image_with_repo2docker():
+    workflow = REPO / ".github" / "workflows" / "binder.yml"
+    assert workflow.is_file(), "a CI job that builds binder/ with repo2docker"
+    job = yaml.safe_load(workflow.read_text())
+    text = workflow.read_text()
+    assert "repo2docker" in text and "00_concepts.ipynb" in text, "builds the image and runs a lesson in it"
+    assert job["jobs"], "at least one job"
 
 
 # ------------------------------------------------------------------------------ README
 def test_readme_badges_use_the_one_repo_url():
-    """Every Binder and Colab link points at the repository named once, in README's REPO_URL line."""
+    """Every Binder, Colab and Kaggle link points at the repository named once, in README's REPO_URL line."""
     readme = (REPO / "README.md").read_text()
     declared = re.search(r"REPO_URL:\s*https://github\.com/([\w.-]+/[\w.-]+?)/?\s", readme)
     if not declared:
         pytest.skip("README.md has no `REPO_URL: https://github.com/<owner>/<repo>` line yet")
     repo = declared[1]
-    badge = r"https://(?:mybinder\.org/v2/gh|colab\.research\.google\.com/github)/([\w.-]+/[\w.-]+)"
+    badge = (r"https://(?:mybinder\.org/v2/gh|colab\.research\.google\.com/github|"
+             r"kaggle\.com/kernels/welcome\?src=https://github\.com)/([\w.-]+/[\w.-]+)")
     links = re.findall(badge, readme)
     assert links, "README names REPO_URL but has no Binder or Colab badge"
     assert set(links) == {repo}, f"badges point elsewhere than REPO_URL ({repo}): {sorted(set(links))}"

@@ -11,7 +11,10 @@ from tlcourse.errors import CourseError, DataMissingError
 from conftest import make_image_folder
 
 
-def test_hymenoptera_matches_imagefolder(real_root):
+@pytest.mark.parametrize("how", ["real_root", "linked_root"])
+def test_hymenoptera_matches_imagefolder(how, request):
+    """The same files, in the same order, under the same paths: also through a symlinked data root."""
+    real_root = request.getfixturevalue(how)
     for split, n in (("train", 244), ("val", 153)):
         ours = images.hymenoptera(split)
         theirs = ImageFolder(str(real_root / "hymenoptera_data" / split))
@@ -27,10 +30,19 @@ def test_hymenoptera_matches_imagefolder(real_root):
 
 
 def test_all_image_modes_become_rgb(tmp_path):
-    for mode in ("L", "CMYK", "RGBA", "P", "LA"):
+    """Shape AND values: each folder image is one flat colour, compared with a numpy reference."""
+    colours = [(20, 0, 200), (60, 0, 160)]  # make_image_folder's colours of a/0 and b/0
+    luma = [round((299 * r + 587 * g + 114 * b) / 1000) for r, g, b in colours]  # ITU-R 601 grey
+    expected = {"L": [(v, v, v) for v in luma], "LA": [(v, v, v) for v in luma], "CMYK": colours,
+                "RGBA": colours, "P": colours}
+    tolerance = {"L": 3, "CMYK": 3, "RGBA": 0, "LA": 0, "P": 26}  # JPEG; PNG; 6-level web palette
+    for mode in expected:
         make_image_folder(tmp_path / mode, {"a": 1, "b": 1}, mode=mode)
         ds = images.CachedImageFolder(tmp_path / mode, disk_cache=False)
-        assert ds[0][0].shape[0] == 3, mode
+        for (x, label), colour in zip(ds, expected[mode]):
+            assert x.shape[0] == 3, mode
+            mean = x.float().mean((1, 2))
+            assert (mean - torch.tensor(colour, dtype=torch.float)).abs().max() <= tolerance[mode], (mode, mean)
 
 
 def test_corrupt_jpeg_is_skipped_and_reported_or_raised(tiny_folder):
@@ -85,3 +97,25 @@ def test_disk_cache_is_reused_and_invalidated(tiny_folder, private_cache):
     assert all(torch.equal(a, b) for a, b in zip(first.images, again.images))
     Image.new("RGB", (40, 30), (1, 2, 3)).save(tiny_folder / "dogs" / "new.jpg")
     assert len(images.CachedImageFolder(tiny_folder)) == 6  # a changed folder is re-read
+
+
+def test_a_16bit_image_in_a_folder_is_not_white(tmp_path):
+    """The bug that was: a 16-bit grayscale PNG came out white (mean 254.6 of 255)."""
+    import numpy as np
+
+    folder = make_image_folder(tmp_path / "imgs", {"a": 1, "b": 1})
+    raw = np.linspace(0, 65535, 64 * 48).reshape(48, 64).astype(np.uint16)
+    Image.fromarray(raw).save(folder / "a" / "scan16.png")
+    ds = images.CachedImageFolder(folder)
+    x = ds[[str(p) for p, _ in ds.samples].index(str(folder / "a" / "scan16.png"))][0]
+    assert abs(x.float().mean().item() - np.rint(raw / 257).mean()) < 0.5  # 127.5
+
+
+def test_the_cache_follows_a_changed_file(tiny_folder):
+    import os
+
+    first = images.CachedImageFolder(tiny_folder)
+    Image.new("RGB", (40, 30), (255, 255, 255)).save(tiny_folder / "cats" / "0.jpg")  # same name, new pixels
+    os.utime(tiny_folder / "cats" / "0.jpg", ns=(1, 1))  # even with an old modification time
+    again = images.CachedImageFolder(tiny_folder)
+    assert not torch.equal(first.images[0], again.images[0])

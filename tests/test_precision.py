@@ -25,6 +25,7 @@ def gpu(monkeypatch):
     return fake
 
 
+@pytest.mark.filterwarnings("ignore:torch.cuda.amp.GradScaler is enabled, but CUDA is not available")
 @pytest.mark.parametrize("capability, expected", [
     ((9, 0), torch.bfloat16),   # H100
     ((8, 9), torch.bfloat16),   # L4, RTX 40xx

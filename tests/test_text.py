@@ -144,6 +144,9 @@ def test_classifier_mean_pools_real_tokens_only(model_root, tokenizer):
         in_batch = model(input_ids=padded["input_ids"], attention_mask=padded["attention_mask"])
     assert in_batch.shape == (2, 2)
     torch.testing.assert_close(alone[0], in_batch[0], atol=1e-4, rtol=1e-4)  # padding changes nothing
+    skip = text.no_decay(model.encoder)  # the lesson's rule by name picks the same parameters in a BERT
+    assert skip == {n for n, _ in model.encoder.named_parameters() if "bias" in n or "LayerNorm" in n}
+    assert len(skip) == 2 + 6 * 10 + 1, "embeddings' LayerNorm; per layer 8 biases and 2 LayerNorm weights; pooler bias"
     frozen = text.TextClassifier(text.load_encoder(), freeze_encoder=True)
     assert text.count_params(frozen, trainable_only=True) == 384 * 2 + 2
     assert 22_000_000 < text.count_params(frozen) < 23_000_000

@@ -43,7 +43,8 @@ def extract_features(backbone: nn.Module | Callable, dataset: Dataset, batch_siz
         backbone.to(device).eval()
     feats, labels = [], []
     loader = DataLoader(dataset, batch_size=batch_size, shuffle=False)
-    for x, y in tqdm(loader, desc=desc, leave=False, disable=not progress):
+    # iter() once: tqdm.auto would otherwise start a second DataLoader iterator (tlcourse.training.run_epoch)
+    for x, y in tqdm(iter(loader), total=len(loader), desc=desc, leave=False, disable=not progress):
         with autocast(device):
             feats.append(backbone(x.to(device)).float().flatten(1).cpu())
         labels.append(torch.as_tensor(y))

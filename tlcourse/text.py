@@ -308,7 +308,9 @@ def mean_pool(hidden: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
 class TextClassifier(nn.Module):
     """Encoder → mean pooling over real tokens → dropout → linear head (``num_classes`` logits).
 
-    ``freeze_encoder=True`` turns off the encoder's gradients (only the head trains).
+    Lesson 03 writes this class out in section 5 (its ``TextClassifier`` cell); this copy
+    serves the control panel and the tests. ``freeze_encoder=True`` turns off the encoder's
+    gradients (only the head trains).
     """
 
     def __init__(self, encoder: nn.Module, num_classes: int = 2, dropout: float = 0.1,
@@ -395,13 +397,20 @@ def sst2_embeddings(split: str, n: int | None = None, max_len: int = 64, seed: i
 
 
 # --------------------------------------------------------------------------- fine-tuning
-def no_decay(name: str) -> bool:
-    """True for the parameters AdamW should not decay: biases and LayerNorm weights.
+def no_decay(module: nn.Module) -> set[str]:
+    """Names of the parameters AdamW should not decay: every bias and the weights of LayerNorm layers.
 
-    >>> [no_decay(n) for n in ("encoder.layer.0.output.dense.weight", "head.bias", "embeddings.LayerNorm.weight")]
-    [False, True, True]
+    In a BERT these are exactly the names holding ``bias`` or ``LayerNorm`` (the rule the
+    lesson writes); this version also finds LayerNorm layers named otherwise.
+
+    >>> sorted(no_decay(nn.Sequential(nn.Linear(2, 2), nn.LayerNorm(2))))
+    ['0.bias', '1.bias', '1.weight']
     """
-    return name.endswith("bias") or "LayerNorm" in name
+    names = {n for n, _ in module.named_parameters() if n.endswith("bias")}
+    for prefix, layer in module.named_modules():
+        if isinstance(layer, nn.LayerNorm):
+            names |= {f"{prefix}.{n}" if prefix else n for n, _ in layer.named_parameters(recurse=False)}
+    return names
 
 
 def param_groups(model: nn.Module, lr: float, head_lr: float | None = None, weight_decay: float = 0.01
@@ -419,9 +428,9 @@ def param_groups(model: nn.Module, lr: float, head_lr: float | None = None, weig
     """
     groups = []
     for part, rate in ((model.encoder, float(lr)), (model.head, float(head_lr or lr))):
-        named = [(n, p) for n, p in part.named_parameters() if p.requires_grad]
-        groups += [{"params": [p for n, p in named if not no_decay(n)], "lr": rate, "weight_decay": weight_decay},
-                   {"params": [p for n, p in named if no_decay(n)], "lr": rate, "weight_decay": 0.0}]
+        named, skip = [(n, p) for n, p in part.named_parameters() if p.requires_grad], no_decay(part)
+        groups += [{"params": [p for n, p in named if n not in skip], "lr": rate, "weight_decay": weight_decay},
+                   {"params": [p for n, p in named if n in skip], "lr": rate, "weight_decay": 0.0}]
     return [g for g in groups if g["params"]]
 
 

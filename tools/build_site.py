@@ -7,10 +7,10 @@ Sphinx + MyST-NB (execution off: no lesson runs a third time) and the book theme
 1. stage ``artifacts/site-src/``: the landing page (``docs/index.md`` filled in from the
    README's sections and the lessons' title cells) and each executed lesson under its
    repository path ``notebooks/NN_x.ipynb`` (so the theme's Binder/Colab/source buttons open
-   that notebook), with small transforms that leave the notebooks themselves untouched:
-   cells tagged ``solution`` get MyST-NB's ``hide-cell`` tag (collapsed, click to open),
+   that notebook; docs/conf.py adds Kaggle to that menu), with small transforms that leave
+   the notebooks themselves untouched: cells tagged ``solution`` get MyST-NB's ``hide-cell`` tag (collapsed, click to open),
    widget outputs become a static snapshot of their last state, and a line under the title
-   says how the page was executed and links Kaggle;
+   says how the page was executed;
 2. ``sphinx-build -c docs artifacts/site-src artifacts/site``.
 
 Usage::
@@ -78,6 +78,8 @@ def readme_section(text: str, heading: str) -> str:
         body = match[1]
     body = re.sub(r"<!--.*?-->\n?", "", body, flags=re.S)
     body = re.sub(r"^REPO_URL:.*\n?", "", body, flags=re.M)
+    body = body.replace("(the badge above)", "(the rocket button at the top of each lesson)")
+    body = body.replace("the badge opens a lesson", "the rocket button of a lesson opens it")
     return link_for_site(body.strip())
 
 
@@ -237,16 +239,14 @@ def stage_lesson(executed: nbformat.NotebookNode, name: str) -> nbformat.Noteboo
             else:
                 outputs.append(out)
         cell.outputs = outputs
-    repo = repo_from_readme()
-    source = f"https://github.com/{repo}/blob/{BRANCH}/notebooks/{name}"
-    kaggle = f"https://kaggle.com/kernels/welcome?src={source}"
+    source = f"https://github.com/{repo_from_readme()}/blob/{BRANCH}/notebooks/{name}"
     run = (f"executed by `make test` in the **{facts.get('profile', '?')}** profile "
            f"(backbone `{facts.get('backbone') or 'default'}`, {facts.get('executed', '?')[:10]})")
     if facts and not facts.get("passed"):
         run += f"; **cells {facts.get('failed_cells')} failed in that run**"
     note = nbformat.v4.new_markdown_cell(
-        f"*This page is the lesson as CI ran it: {run}. To run it and turn its knobs, use "
-        f"the launch button at the top (Binder, Colab) or [open it in Kaggle]({kaggle}); "
+        f"*This page is the lesson as CI ran it: {run}. To run it and turn its knobs, open it "
+        f"with the rocket button at the top (Binder, Colab, Kaggle); "
         f"the notebook's source: [notebooks/{name}]({source}).*")
     note.metadata["tags"] = ["tl-site-note"]
     at = 1 if nb.cells and nb.cells[0].cell_type == "markdown" else 0
@@ -287,6 +287,8 @@ def build() -> int:
         print(f"build_site: WARNING {warning}")
     cmd = [sys.executable, "-m", "sphinx", "-b", "html", "-q", "-c", str(DOCS), str(STAGE), str(SITE)]
     code = subprocess.call(cmd, cwd=REPO)
+    if code == 0:
+        (SITE / ".built").write_text(time.strftime("%Y-%m-%d %H:%M:%S\n"))  # tests/test_site.py reads its age
     print(f"build_site: {'built' if code == 0 else 'FAILED'} {SITE.relative_to(REPO)}/index.html "
           f"in {time.monotonic() - start:.1f} s ({len(lessons())} lessons)")
     return code

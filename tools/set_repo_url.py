@@ -1,4 +1,4 @@
-"""Point every Binder and Colab badge in README.md at one repository URL.
+"""Point every Binder, Colab and Kaggle badge in README.md at one repository URL.
 
 The public URL of the course may change (a fork, a move to an organisation); the
 README names it once, on its ``REPO_URL:`` line, and this script rewrites the badges
@@ -15,7 +15,8 @@ from pathlib import Path
 
 README = Path(__file__).resolve().parents[1] / "README.md"
 URL = re.compile(r"^https://github\.com/([\w.-]+/[\w.-]+?)/?$")
-BADGE = re.compile(r"(https://(?:mybinder\.org/v2/gh|colab\.research\.google\.com/github))/[\w.-]+/[\w.-]+")
+BADGE = re.compile(r"(https://(?:mybinder\.org/v2/gh|colab\.research\.google\.com/github|"
+                   r"kaggle\.com/kernels/welcome\?src=https://github\.com))/[\w.-]+/[\w.-]+")
 
 
 def rewrite(text: str, repo: str) -> str:
@@ -48,7 +49,7 @@ def main(argv: list[str]) -> int:
         print("usage: python tools/set_repo_url.py https://github.com/<owner>/<repo>", file=sys.stderr)
         return 2
     README.write_text(rewrite(README.read_text(), match[1]))
-    print(f"README.md badges now point at {match[1]}")
+    print(f"README.md badges now point at {match[1]}; now run python tools/sync_setup_cells.py (the lessons' badges)")
     return 0
 
 

