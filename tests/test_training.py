@@ -126,3 +126,70 @@ def test_dict_batches_and_predict():
 def test_device_choice_is_overridable(monkeypatch):
     monkeypatch.setenv("TLCOURSE_DEVICE", "cpu")
     assert training.pick_device().type == "cpu"
+
+
+def train_model(model, criterion, optimizer, scheduler, dataloaders, num_epochs, patience=None):
+    """Lesson 02's hand-written loop (section 2), verbatim but for the prints and the timing."""
+    import copy
+
+    sizes = {phase: len(loader.dataset) for phase, loader in dataloaders.items()}
+    best_wts, best_acc, best_epoch = copy.deepcopy(model.state_dict()), 0.0, 0
+    history = {"train_loss": [], "train_acc": [], "val_loss": [], "val_acc": []}
+    for epoch in range(num_epochs):
+        for phase in ["train", "val"]:
+            model.train() if phase == "train" else model.eval()
+            running_loss, running_corrects = 0.0, 0
+            for inputs, labels in dataloaders[phase]:
+                optimizer.zero_grad()
+                with torch.set_grad_enabled(phase == "train"):
+                    outputs = model(inputs)
+                    loss = criterion(outputs, labels)
+                    if phase == "train":
+                        loss.backward()
+                        optimizer.step()
+                running_loss += loss.item() * inputs.size(0)
+                running_corrects += (outputs.argmax(1) == labels).sum().item()
+            if phase == "train":
+                scheduler.step()
+            history[f"{phase}_loss"].append(running_loss / sizes[phase])
+            history[f"{phase}_acc"].append(running_corrects / sizes[phase])
+            if phase == "val" and history["val_acc"][-1] > best_acc:
+                best_acc, best_epoch = history["val_acc"][-1], epoch
+                best_wts = copy.deepcopy(model.state_dict())
+        if patience is not None and epoch - best_epoch >= patience:
+            break
+    model.load_state_dict(best_wts)
+    return model, history
+
+
+def bn_model_and_opt():
+    model = nn.Sequential(nn.Linear(6, 16), nn.BatchNorm1d(16), nn.ReLU(), nn.Dropout(0.2), nn.Linear(16, 2))
+    return model, torch.optim.SGD(model.parameters(), lr=0.05, momentum=0.9)
+
+
+@pytest.mark.parametrize("patience", [None, 1])
+def test_fit_reproduces_lesson_02s_hand_written_loop(patience):
+    """The lesson's check cell in miniature: same seed, same batches -> the same history.
+
+    BatchNorm (train vs eval), dropout (the same random numbers in the same order), StepLR,
+    early stopping and the best-weights copy all have to agree.
+    """
+    def run(use_fit):
+        training.seed_everything(0)
+        train, val = problem()
+        model, opt = bn_model_and_opt()
+        sched = torch.optim.lr_scheduler.StepLR(opt, step_size=2, gamma=0.5)
+        if use_fit:
+            h = training.fit(model, train, val, opt, 8, scheduler=sched, patience=patience,
+                             device=torch.device("cpu"), progress=False)
+            return model, h.to_dict()
+        return train_model(model, nn.CrossEntropyLoss(), opt, sched, {"train": train, "val": val}, 8, patience)
+
+    hand_model, hand = run(False)
+    fit_model, fitted = run(True)
+    assert len(fitted["train_loss"]) == len(hand["train_loss"])
+    for key in ("train_loss", "val_loss"):
+        assert fitted[key] == pytest.approx(hand[key], abs=1e-5)
+    assert fitted["train_acc"] == hand["train_acc"] and fitted["val_acc"] == hand["val_acc"]
+    assert all(torch.equal(v, fit_model.state_dict()[k]) for k, v in hand_model.state_dict().items())
+    assert training.History.from_dict(hand).best_epoch == fitted["best_epoch"]

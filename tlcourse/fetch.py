@@ -265,7 +265,7 @@ def make_manifests(source: Path) -> int:
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     datasets = "\n".join(f"  {n:<12} {s.description}" for n, s in DATASETS.items())
-    p = argparse.ArgumentParser(description=__doc__.split("\nUsage:")[0],
+    p = argparse.ArgumentParser(prog="tlcourse-fetch", description=__doc__.split("\nUsage:")[0],
                                 formatter_class=argparse.RawDescriptionHelpFormatter,
                                 epilog=f"datasets:\n{datasets}\n\n" + __doc__.split("\n\n", 2)[2])
     p.add_argument("names", nargs="*", metavar="NAME", help="datasets to get (default: all)")

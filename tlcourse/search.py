@@ -92,7 +92,9 @@ def random_points(lr_range: tuple[float, float], batch_sizes: Sequence[int], bud
 
 
 def run_search(trial: Trial, points: Sequence[dict], method: str) -> pd.DataFrame:
-    """Run every point; a tidy table with the running best holdout score (``best_so_far``)."""
+    """Run every point; a tidy table with the running best holdout score (``best_so_far``).
+
+    The ``run`` loop of lesson 06's search cell, for any ``trial`` (e.g. :class:`HeadTrial`)."""
     rows = []
     for i, point in enumerate(points, start=1):
         score, test = trial(**point)
