@@ -95,6 +95,7 @@ def test_colab_standin_installs_fetches_and_runs_lesson_00(tmp_path):
     notebook.parent.mkdir()
     nbformat.write(nb, notebook)
     home = tmp_path / "home"  # Colab: the data root and caches default to ~/.cache/tlcourse
+    home.mkdir()
     env = clean_env(HOME=str(home), TLCOURSE_INSTALL_FROM=str(source), TLCOURSE_FETCH_FROM=str(SHARED),
                     TLCOURSE_BACKBONE="efficientnet_lite0", PYTHONUNBUFFERED="1")
     result, outputs = run_notebook(python, notebook, notebook.parent, env)

@@ -69,6 +69,7 @@ def test_wheel_in_a_fresh_venv_fetches_and_runs_lesson_00_core(tmp_path):
 
     work = tmp_path / "work"
     work.mkdir()
+    (tmp_path / "home").mkdir()
     nbformat.write(core_prefix(LESSON), work / LESSON.name)
     env = clean_env(TLCOURSE_DATA=str(data), TLCOURSE_PROFILE="quick", TLCOURSE_BACKBONE="efficientnet_lite0",
                     TLCOURSE_CACHE=str(tmp_path / "cache"), HOME=str(tmp_path / "home"))

@@ -223,8 +223,9 @@ class Entry:
         """Hold this entry's file lock (says so when it has to wait for another process)."""
         from filelock import FileLock, Timeout
 
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        lock = FileLock(str(self.path) + ".lock")
+        locks = config.cache_dir() / ".locks"  # apart from the entries: globs over them see no lock files
+        locks.mkdir(parents=True, exist_ok=True)
+        lock = FileLock(str(locks / f"{self.kind}-{self.path.name}.lock"))
         try:
             lock.acquire(timeout=2)
         except Timeout:

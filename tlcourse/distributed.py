@@ -4,6 +4,9 @@
 model in DistributedDataParallel and give each process its shard of the
 data. ``fit`` then averages the metrics over processes (so every process
 takes the same early-stopping decision) and only rank 0 writes checkpoints.
+Checkpoints hold the unwrapped model's keys (no ``module.`` prefix), so
+``training.load_weights`` loads them into a plain model; older DDP checkpoints
+with the prefix load too (``training.load_state`` strips it).
 
 Example (2 CPU processes; on GPUs use ``--nproc_per_node=<number of GPUs>``)::
 

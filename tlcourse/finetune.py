@@ -23,6 +23,9 @@ def make_classifier(spec: BackboneSpec, num_classes: int, pretrained: bool = Tru
                     trainable_blocks: int | None = None) -> nn.Module:
     """The backbone with a new ``num_classes`` head; the last ``trainable_blocks`` blocks train.
 
+    Generalises lesson 02's ``new_model`` (section 2: ImageNet weights, the head replaced by
+    assignment) with freezing by blocks (``backbones.freeze``: ``requires_grad_(False)`` and
+    frozen BatchNorm statistics).
     ``trainable_blocks=None`` trains everything (full fine-tuning / from scratch);
     ``0`` trains only the head (fixed features, but with augmentation possible).
     """
@@ -37,7 +40,8 @@ def param_groups(model: nn.Module, spec: BackboneSpec, head_lr: float,
     """Optimizer groups: the new head at ``head_lr``, trainable pretrained layers at ``backbone_lr``.
 
     A smaller rate for pretrained layers moves them gently, so what they learned
-    on ImageNet is adjusted rather than overwritten.
+    on ImageNet is adjusted rather than overwritten. Lesson 02 writes the same list of
+    dicts out by hand (section 7, "Learning rates: larger for what is new").
     """
     head = getattr(model, spec.head)
     head_ids = {id(p) for p in head.parameters()}

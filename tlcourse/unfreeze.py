@@ -119,6 +119,10 @@ def fine_tune(spec: BackboneSpec, train_loader: Iterable, val_loader: Iterable, 
               **fit_kwargs) -> tuple[nn.Module, training.History]:
     """The classic recipe in one call: new head, SGD with momentum, StepLR, ``fit``.
 
+    Lesson 02 writes this recipe out in section 2 (``new_model``, ``optim.SGD``,
+    ``lr_scheduler.StepLR``, ``train_model``); this adds freezing by blocks, a separate head
+    rate (parameter groups, section 7) and gradual unfreezing.
+
     Args:
         lr: rate of the trainable pretrained layers (and of the head unless ``head_lr``).
         head_lr: a separate, usually larger, rate for the new head.
