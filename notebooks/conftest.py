@@ -173,6 +173,7 @@ def pytest_runtest_call(item: pytest.Item):
         return
     notebook = item.parent
     recorder = notebook.__dict__.setdefault("_tlcourse_recorder", Recorder())
+    _UNSAVED[Path(str(notebook.fspath))] = (recorder, notebook.nb)
     kernel, request = notebook.kernel, {}
     run_cell, get_message = kernel.execute_cell_input, notebook.get_kernel_message
 
@@ -194,16 +195,31 @@ def pytest_runtest_call(item: pytest.Item):
         recorder.failed.append(item.cell_num)
 
 
+#: Notebooks whose cells ran but which are not written yet (a run stopped early writes them at the end).
+_UNSAVED: dict[Path, tuple[Recorder, nbformat.NotebookNode]] = {}
+
+
+def _save(path: Path) -> None:
+    recorder, source = _UNSAVED.pop(path)
+    folder = executed_dir()
+    if folder is None:
+        return
+    folder.mkdir(parents=True, exist_ok=True)
+    tmp = folder / f".{path.name}.tmp"
+    nbformat.write(recorder.notebook(source), str(tmp))
+    os.replace(tmp, folder / path.name)
+
+
 def pytest_runtest_teardown(item: pytest.Item, nextitem: pytest.Item | None) -> None:
     """After a notebook's last cell, write it with its outputs (atomically)."""
     if not _is_nbval_cell(item) or (nextitem is not None and nextitem.parent is item.parent):
         return
-    recorder, folder = item.parent.__dict__.get("_tlcourse_recorder"), executed_dir()
-    if recorder is None or folder is None:
-        return
-    folder.mkdir(parents=True, exist_ok=True)
     path = Path(str(item.parent.fspath))
-    nb = recorder.notebook(item.parent.nb)
-    tmp = folder / f".{path.name}.tmp"
-    nbformat.write(nb, str(tmp))
-    os.replace(tmp, folder / path.name)
+    if path in _UNSAVED:
+        _save(path)
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    """A run stopped early (-x, Ctrl-C) still leaves what ran; its metadata says ``passed: false``."""
+    for path in list(_UNSAVED):
+        _save(path)

@@ -66,20 +66,22 @@ def stale() -> list[Path]:
 
 
 # --------------------------------------------------------------------- landing page
+BADGE_LINE = re.compile(r"^\s*(\[!\[[^\]]*\]\([^)]*\)\]\([^)]*\)\s*)+$")
+
+
 def readme_section(text: str, heading: str) -> str:
-    """The body of the README's ``## heading`` section ("intro": before the first ``##``)."""
+    """The README's section whose ``## `` heading starts with ``heading``, heading included
+    ("intro": the text before the first ``##``, without the badges: the theme has buttons)."""
     if heading == "intro":
         body = text.split("\n## ", 1)[0].split("\n", 1)[1]
-        body = "\n".join(l for l in body.splitlines() if not l.startswith("[!["))  # badges: the theme has buttons
+        body = "\n".join(l for l in body.splitlines() if not BADGE_LINE.match(l))
     else:
-        match = re.search(rf"^## {re.escape(heading)}\n(.*?)(?=^## |\Z)", text, re.S | re.M)
+        match = re.search(rf"^(## {re.escape(heading)}.*?\n)(.*?)(?=^## |\Z)", text, re.S | re.M)
         if not match:
-            raise SystemExit(f"README.md has no section '## {heading}' (docs/index.md asks for it)")
-        body = match[1]
+            raise SystemExit(f"README.md has no section '## {heading}...' (docs/index.md asks for it)")
+        body = match[1] + "\n" + match[2]
     body = re.sub(r"<!--.*?-->\n?", "", body, flags=re.S)
     body = re.sub(r"^REPO_URL:.*\n?", "", body, flags=re.M)
-    body = body.replace("(the badge above)", "(the rocket button at the top of each lesson)")
-    body = body.replace("the badge opens a lesson", "the rocket button of a lesson opens it")
     return link_for_site(body.strip())
 
 
@@ -224,6 +226,8 @@ def stage_lesson(executed: nbformat.NotebookNode, name: str) -> nbformat.Noteboo
     facts = nb.metadata.pop("tlcourse", {})
     widgets = nb.metadata.pop("widgets", {}).get(WIDGET_STATE, {}).get("state", {})
     for cell in nb.cells:
+        if cell.cell_type == "markdown":  # badges: the theme's launch menu; the page stays offline
+            cell.source = "\n".join(l for l in cell.source.splitlines() if not BADGE_LINE.match(l))
         if cell.cell_type != "code":
             continue
         tags = cell.metadata.setdefault("tags", [])
