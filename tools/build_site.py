@@ -247,7 +247,9 @@ def stage_lesson(executed: nbformat.NotebookNode, name: str) -> nbformat.Noteboo
     run = (f"executed by `make test` in the **{facts.get('profile', '?')}** profile "
            f"(backbone `{facts.get('backbone') or 'default'}`, {facts.get('executed', '?')[:10]})")
     if facts and not facts.get("passed"):
-        run += f"; **cells {facts.get('failed_cells')} failed in that run**"
+        failed = facts.get("failed_cells") or []
+        run += (f"; **{len(failed)} of its {facts.get('code_cells', '?')} code cells failed in that run"
+                f"{f' (the first: code cell {failed[0] + 1})' if failed else ''}**")
     note = nbformat.v4.new_markdown_cell(
         f"*This page is the lesson as CI ran it: {run}. To run it and turn its knobs, open it "
         f"with the rocket button at the top (Binder, Colab, Kaggle); "
