@@ -250,6 +250,8 @@ def stage_lesson(executed: nbformat.NotebookNode, name: str) -> nbformat.Noteboo
         failed = facts.get("failed_cells") or []
         run += (f"; **{len(failed)} of its {facts.get('code_cells', '?')} code cells failed in that run"
                 f"{f' (the first: code cell {failed[0] + 1})' if failed else ''}**")
+    if not facts:
+        run = "**no saved execution: the notebook is shown without outputs** (`make site` runs it)"
     note = nbformat.v4.new_markdown_cell(
         f"*This page is the lesson as CI ran it: {run}. To run it and turn its knobs, open it "
         f"with the rocket button at the top (Binder, Colab, Kaggle); "
