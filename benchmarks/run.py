@@ -72,8 +72,12 @@ def run_notebook(path: Path, profile: str = "quick") -> dict:
     """Execute one notebook in a child process; wall time and the kernel's peak memory."""
     code = ("import sys, nbformat; from nbclient import NotebookClient; "
             "nb = nbformat.read(sys.argv[1], 4); "
-            "NotebookClient(nb, timeout=3600, kernel_name='python3', "
-            "resources={'metadata': {'path': sys.argv[2]}}).execute()")
+            "c = NotebookClient(nb, timeout=3600, kernel_name='python3', allow_errors=True, "
+            "resources={'metadata': {'path': sys.argv[2]}}); c.execute(); "
+            "import os; d = os.environ.get('BENCH_SAVE_DIR'); "
+            "d and nbformat.write(nb, os.path.join(d, os.path.basename(sys.argv[1]))); "
+            "errs = [o for cell in nb.cells for o in cell.get('outputs', []) if o.get('output_type') == 'error']; "
+            "sys.exit(1 if errs else 0)")
     t0 = time.perf_counter()
     proc = subprocess.run([sys.executable, "-c", code, str(path), str(path.parent)],
                           capture_output=True, text=True, env={**os.environ, "TLCOURSE_PROFILE": profile})
@@ -434,12 +438,16 @@ def main() -> None:
     p.add_argument("--notebooks", default="", help="comma-separated lesson numbers, e.g. 00,03")
     p.add_argument("--profile", default="quick", choices=["quick", "full"], help="for the notebooks section")
     p.add_argument("--record", action="store_true", help="write notebook times to benchmarks/recorded.json")
+    p.add_argument("--save", type=Path, help="keep each executed notebook (with outputs) in this folder")
     p.add_argument("--malloc-runs", type=int, default=4)
     p.add_argument("--json", type=Path, help="also write the results here")
     p.add_argument("--child", help=argparse.SUPPRESS)
     args = p.parse_args()
     if args.child:
         return child(args.child)
+    if args.save:
+        args.save.mkdir(parents=True, exist_ok=True)
+        os.environ["BENCH_SAVE_DIR"] = str(args.save.resolve())
     import torch
 
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, {os.cpu_count()} CPUs, "
