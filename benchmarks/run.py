@@ -70,9 +70,9 @@ def in_subprocess(section: str, env: dict | None = None) -> dict:
 # --------------------------------------------------------------------------- notebooks
 def run_notebook(path: Path, profile: str = "quick") -> dict:
     """Execute one notebook in a child process; wall time and the kernel's peak memory."""
-    code = ("import sys, nbformat; from nbclient import NotebookClient; "
+    code = ("import os, sys, nbformat; from nbclient import NotebookClient; "
             "nb = nbformat.read(sys.argv[1], 4); "
-            "c = NotebookClient(nb, timeout=3600, kernel_name='python3', allow_errors=True, "
+            "c = NotebookClient(nb, timeout=int(os.environ.get('BENCH_CELL_TIMEOUT', '3600')), kernel_name='python3', allow_errors=True, "
             "resources={'metadata': {'path': sys.argv[2]}}); c.execute(); "
             "import os; d = os.environ.get('BENCH_SAVE_DIR'); "
             "d and nbformat.write(nb, os.path.join(d, os.path.basename(sys.argv[1]))); "
