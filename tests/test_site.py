@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from test_browser import CHROMIUM, CHROMIUM_ARGS
+from test_browser import browser  # noqa: F401  (the session's Chromium, one fixture for both tests)
 
 REPO = Path(__file__).resolve().parents[1]
 SITE = Path(os.environ.get("TLCOURSE_SITE_DIR") or REPO / "artifacts" / "site")
@@ -71,21 +71,6 @@ def server(site: Path) -> Iterator[str]:
     yield f"http://127.0.0.1:{httpd.server_address[1]}"
     httpd.shutdown()
     httpd.server_close()
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Any]:
-    missing = pytest.fail if os.environ.get("TLCOURSE_REQUIRE_BROWSER") == "1" else pytest.skip
-    if not CHROMIUM.exists():
-        missing(f"{CHROMIUM} is missing: apt-get install -y chromium")
-    try:
-        from playwright import sync_api
-    except ImportError:
-        missing("the playwright package is missing: pip install -r requirements.txt")
-    with sync_api.sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
-        yield browser
-        browser.close()
 
 
 @pytest.fixture
