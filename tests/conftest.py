@@ -2,6 +2,8 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
+from typing import Any
 from pathlib import Path
 
 import pytest
@@ -71,3 +73,30 @@ def linked_root(tmp_path, monkeypatch) -> Path:
     link.symlink_to(real.resolve(), target_is_directory=True)
     monkeypatch.setenv("TLCOURSE_DATA", str(link))
     return link
+
+
+# --------------------------------------------------------------------------- browser
+# Debian's Chromium, driven by Playwright (never a Playwright-downloaded browser). One instance per
+# session: the lesson test (test_browser.py) and the site test (test_site.py) share it, since a second
+# sync Playwright cannot start while the first runs.
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+
+
+@pytest.fixture(scope="session")
+def browser() -> Iterator[Any]:
+    """Headless Debian Chromium driven by Playwright; skip with the reason if either is missing."""
+    # CI installs both and sets TLCOURSE_REQUIRE_BROWSER=1, so there a missing browser fails.
+    missing = pytest.fail if os.environ.get("TLCOURSE_REQUIRE_BROWSER") == "1" else pytest.skip
+    if not CHROMIUM.exists():
+        missing(f"{CHROMIUM} is missing: apt-get install -y chromium")
+    try:
+        from playwright import sync_api
+    except ImportError:
+        missing("the playwright package is missing: pip install -r requirements.txt "
+                "(never `playwright install`: the test uses Debian's Chromium)")
+    with sync_api.sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        yield browser
+        browser.close()

@@ -36,9 +36,6 @@ NOTEBOOK_DIR = Path(os.environ.get("TLCOURSE_BROWSER_NOTEBOOKS") or REPO / "note
 LESSONS = sorted(NOTEBOOK_DIR.glob("[0-9][0-9]_*.ipynb"))
 SCREENSHOTS = REPO / "artifacts" / "screenshots"
 
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 #: One lesson in the quick profile takes well under this on a 2-core CPU; Run All must finish in it.
 RUN_TIMEOUT_S = float(os.environ.get("TLCOURSE_BROWSER_TIMEOUT", "360"))
 #: A live preview is cheap by contract (CONTRIBUTING.md), but a plot can take a few seconds.
@@ -63,24 +60,6 @@ NOTEBOOK_STATE_JS = """() => {
 
 
 # ----------------------------------------------------------------------------- fixtures
-@pytest.fixture(scope="session")
-def browser() -> Iterator[Any]:
-    """Headless Debian Chromium driven by Playwright; skip with the reason if either is missing."""
-    # CI installs both and sets TLCOURSE_REQUIRE_BROWSER=1, so there a missing browser fails.
-    missing = pytest.fail if os.environ.get("TLCOURSE_REQUIRE_BROWSER") == "1" else pytest.skip
-    if not CHROMIUM.exists():
-        missing(f"{CHROMIUM} is missing: apt-get install -y chromium")
-    try:
-        from playwright import sync_api
-    except ImportError:
-        missing("the playwright package is missing: pip install -r requirements.txt "
-                "(never `playwright install`: the test uses Debian's Chromium)")
-    with sync_api.sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
-        yield browser
-        browser.close()
-
-
 @pytest.fixture(scope="session")
 def lab() -> Iterator[LabServer]:
     """One JupyterLab on the notebook folder for the whole session, in the quick profile."""

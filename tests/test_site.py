@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from test_browser import browser  # noqa: F401  (the session's Chromium, one fixture for both tests)
+
 
 REPO = Path(__file__).resolve().parents[1]
 SITE = Path(os.environ.get("TLCOURSE_SITE_DIR") or REPO / "artifacts" / "site")

@@ -294,9 +294,22 @@ def main(argv: list[str] | None = None) -> int:
         if not args.from_folder:
             raise SystemExit("--make-manifests needs --from-folder DIR (a root with SHA256SUMS)")
         return make_manifests(Path(args.from_folder).expanduser().resolve())
-    started = time.perf_counter()
     root = Path(args.root).expanduser().resolve() if args.root else config.data_root()
-    os.environ["TLCOURSE_DATA"] = str(root)  # torch_hub_dir() and friends follow --root
+    # torch_hub_dir() and friends follow --root; restored afterwards, so that calling main() from
+    # Python (a notebook, a test) leaves the caller's environment as it was.
+    before = os.environ.get("TLCOURSE_DATA")
+    os.environ["TLCOURSE_DATA"] = str(root)
+    try:
+        return _fetch(args, root)
+    finally:
+        if before is None:
+            os.environ.pop("TLCOURSE_DATA", None)
+        else:
+            os.environ["TLCOURSE_DATA"] = before
+
+
+def _fetch(args: argparse.Namespace, root: Path) -> int:
+    started = time.perf_counter()
     # `--weights resnet50` or `--text-model ID` alone handle that only; auto/none alone still mean "all"
     models_only = (args.weights not in (None, "auto", "none")
                    or args.text_model not in (None, "auto", "none")) and not (args.names or args.all)
