@@ -10,6 +10,7 @@ import pytest
 import torch
 from torch.utils.data import DataLoader, TensorDataset
 
+from tlcourse import device as dev
 from tlcourse import training
 
 CUDA = torch.device("cuda")
@@ -37,27 +38,27 @@ def gpu(monkeypatch):
 ], ids=["H100", "L4", "A100", "T4", "V100", "P100", "K80"])
 def test_precision_follows_the_gpu(gpu, capability, expected):
     gpu(*capability)
-    assert training.amp_dtype(CUDA) is expected
-    assert (training.grad_scaler(torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=0.1), CUDA)
+    assert dev.amp_dtype(CUDA) is expected
+    assert (dev.grad_scaler(torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=0.1), CUDA)
             is not None) == (expected is torch.float16), "a loss scaler exactly when training in float16"
 
 
 def test_cpu_and_mps_stay_in_float32(gpu):
     gpu(9, 0)
-    assert training.amp_dtype(torch.device("cpu")) is None
-    assert training.amp_dtype(torch.device("mps")) is None
-    assert isinstance(training.autocast(torch.device("cpu")), training.nullcontext)
+    assert dev.amp_dtype(torch.device("cpu")) is None
+    assert dev.amp_dtype(torch.device("mps")) is None
+    assert isinstance(dev.autocast(torch.device("cpu")), dev.nullcontext)
 
 
 def test_environment_overrides_the_choice(gpu, monkeypatch):
     gpu(7, 5)
     monkeypatch.setenv("TLCOURSE_PRECISION", "fp32")
-    assert training.amp_dtype(CUDA) is None
+    assert dev.amp_dtype(CUDA) is None
     monkeypatch.setenv("TLCOURSE_PRECISION", "bf16")
-    assert training.amp_dtype(CUDA) is torch.bfloat16
+    assert dev.amp_dtype(CUDA) is torch.bfloat16
     monkeypatch.setenv("TLCOURSE_PRECISION", "half")
     with pytest.raises(ValueError, match="TLCOURSE_PRECISION"):
-        training.amp_dtype(CUDA)
+        dev.amp_dtype(CUDA)
 
 
 def test_capability_rule_agrees_with_torch_where_torch_can_say(gpu):
@@ -65,11 +66,11 @@ def test_capability_rule_agrees_with_torch_where_torch_can_say(gpu):
     if not torch.cuda.is_available():
         pytest.skip("no CUDA GPU: the capability table above is the test")
     native = torch.cuda.is_bf16_supported(including_emulation=False)
-    assert (training.amp_dtype(CUDA) is torch.bfloat16) == native
+    assert (dev.amp_dtype(CUDA) is torch.bfloat16) == native
 
 
 def toy_problem():
-    training.seed_everything(0)
+    dev.seed_everything(0)
     x = torch.randn(256, 8)
     y = (x[:, 0] + 0.5 * x[:, 1] > 0).long()
     loader = DataLoader(TensorDataset(x, y), batch_size=32, shuffle=True)
@@ -80,7 +81,7 @@ def toy_problem():
 @pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16], ids=["fp16", "bf16"])
 def test_fit_trains_in_the_chosen_precision_with_scaling_only_in_float16(monkeypatch, dtype):
     """The fit loop's step under each policy, run on the CPU (autocast supports both types there)."""
-    monkeypatch.setattr(training, "amp_dtype", lambda device: dtype)
+    monkeypatch.setattr(dev, "amp_dtype", lambda device: dtype)
     model, loader = toy_problem()
     seen = []
 
@@ -93,7 +94,7 @@ def test_fit_trains_in_the_chosen_precision_with_scaling_only_in_float16(monkeyp
                            device=torch.device("cpu"))
     assert set(seen) == {dtype}, "the forward pass ran under autocast in that type"
     assert history.best_val_acc > 0.9, history.val_acc
-    scaler = training._SCALERS.get(opt)
+    scaler = dev._SCALERS.get(opt)
     if dtype is torch.float16:
         assert scaler is not None and scaler.is_enabled(), "float16 steps go through a GradScaler"
         assert scaler.get_scale() > 0 and scaler._scale is not None, "the scaler was used and kept its scale"
@@ -103,14 +104,14 @@ def test_fit_trains_in_the_chosen_precision_with_scaling_only_in_float16(monkeyp
 
 
 def test_float16_step_skips_a_step_whose_gradients_overflowed(monkeypatch):
-    monkeypatch.setattr(training, "amp_dtype", lambda device: torch.float16)
+    monkeypatch.setattr(dev, "amp_dtype", lambda device: torch.float16)
     w = torch.nn.Parameter(torch.ones(3))
     opt = torch.optim.SGD([w], lr=0.1)
-    training.optimizer_step((w * float("inf")).sum(), opt, torch.device("cpu"))
+    dev.optimizer_step((w * float("inf")).sum(), opt, torch.device("cpu"))
     assert torch.equal(w.detach(), torch.ones(3)), "an inf gradient must not reach the weights"
-    scale = training._SCALERS[opt].get_scale()
+    scale = dev._SCALERS[opt].get_scale()
     opt.zero_grad()
-    training.optimizer_step((w * 2).sum(), opt, torch.device("cpu"), clip_norm=1.0)
+    dev.optimizer_step((w * 2).sum(), opt, torch.device("cpu"), clip_norm=1.0)
     assert torch.allclose(w.detach(), torch.ones(3) - 0.1 / 3 ** 0.5 * torch.ones(3), atol=1e-4), \
         "the clipped, unscaled gradient (norm 1) was applied"
-    assert training._SCALERS[opt].get_scale() == scale, "no overflow: the scale waits before growing"
+    assert dev._SCALERS[opt].get_scale() == scale, "no overflow: the scale waits before growing"

@@ -41,6 +41,7 @@ from torchvision.transforms import v2
 from tqdm.auto import tqdm
 
 from . import backbones, config, features, images, training, transforms
+from .device import autocast, optimizer_step, pick_device, seed_everything
 from .backbones import BackboneSpec
 
 ARMS = ("none", "classic", "policy")
@@ -303,7 +304,7 @@ def view_bank(frozen: nn.Module, pictures: Sequence[torch.Tensor], transform: Ca
     """
     if views < 1:
         raise ValueError(f"views must be at least 1, got {views}")
-    device = device or training.pick_device()
+    device = device or pick_device()
     if isinstance(frozen, nn.Module):
         frozen.to(device).eval()
     out = []
@@ -314,7 +315,7 @@ def view_bank(frozen: nn.Module, pictures: Sequence[torch.Tensor], transform: Ca
             chunks = []
             for i in range(0, len(pictures), batch_size):
                 x = torch.stack([transform(p) for p in pictures[i:i + batch_size]]).to(device)
-                with training.autocast(device):
+                with autocast(device):
                     chunks.append(frozen(x).float().cpu())
                 bar.update(len(x))
             out.append(torch.cat(chunks))
@@ -365,7 +366,7 @@ class AugmentLab:
     def __init__(self, spec: BackboneSpec, size: int, trainable_blocks: int = 0,
                  device: torch.device | None = None, progress: bool = True) -> None:
         self.spec, self.size, self.trainable_blocks, self.progress = spec, size, trainable_blocks, progress
-        self.device = device or training.pick_device()
+        self.device = device or pick_device()
         self.train_set, self.val_set = images.hymenoptera("train"), images.hymenoptera("val")
         self.classes = self.train_set.classes
         self.targets = torch.tensor(self.train_set.targets)
@@ -407,7 +408,7 @@ class AugmentLab:
         reports nothing else, and with trainable blocks the val pass costs more than training on
         a few pictures); the training itself, and so the last val accuracy, is the same.
         """
-        training.seed_everything(seed)
+        seed_everything(seed)
         tail = trainable_tail(self.model, self.spec, self.trainable_blocks, len(self.classes))
         optimizer = torch.optim.SGD([p for p in tail.parameters() if p.requires_grad], lr=lr, momentum=0.9)
         val = features.feature_loader(self.val_x, self.val_y, batch_size=256, shuffle=False)
@@ -507,8 +508,7 @@ def train_mixed(frozen: nn.Module, tail: nn.Module, pictures: Sequence[torch.Ten
                 h = frozen(x)
             loss = loss_fn(net(h), y)
             optimizer.zero_grad()
-            loss.backward()
-            optimizer.step()
+            optimizer_step(loss, optimizer, x.device)  # backward + step (loss-scaled in float16)
     return net
 
 

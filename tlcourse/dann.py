@@ -38,7 +38,7 @@ from matplotlib.figure import Figure
 from torch import nn
 
 from . import plots
-from .training import autocast, pick_device, seed_everything
+from .device import autocast, optimizer_step, pick_device, seed_everything
 
 Data = tuple[torch.Tensor, torch.Tensor]  # uint8 images (N, 3, H, W), labels (N,)
 METHODS = ("source only", "target batches in BN (λ = 0)", "DANN", "target oracle")
@@ -275,8 +275,7 @@ def dann_step(model: DANN, optimizer: torch.optim.Optimizer, xs: torch.Tensor, y
         domain_loss = F.cross_entropy(dom_logits, dom_true)
     optimizer.zero_grad(set_to_none=True)
     # The reversal layer flips the domain gradient for G_f only, so one sum trains all three.
-    (label_loss + domain_loss).backward()
-    optimizer.step()
+    optimizer_step(label_loss + domain_loss, optimizer, device)  # backward + step (loss-scaled in float16)
     dom_acc = (dom_logits.argmax(1) == dom_true).float().mean()
     return label_loss.item(), domain_loss.item(), dom_acc.item()
 
@@ -305,7 +304,7 @@ def train_dann(model: DANN, source: Data, target_x: torch.Tensor, *, epochs: int
     the target oracle, pass the labelled *target* images as ``source`` with
     ``mode='source'``. Adam, with the paper's learning-rate
     decay ``lr / (1 + 10 p)^0.75``. Runs on ``device`` (default: CUDA if
-    present, :func:`tlcourse.training.pick_device`); the model stays there.
+    present, :func:`tlcourse.device.pick_device`); the model stays there.
 
     >>> x = torch.randint(0, 255, (64, 3, 28, 28), dtype=torch.uint8)
     >>> h = train_dann(DANN(), (x, torch.arange(64) % 10), x, epochs=1, batch_size=32, device="cpu")

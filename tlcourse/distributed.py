@@ -24,6 +24,8 @@ import torch.distributed as dist
 from torch import nn
 from torch.utils.data import DataLoader, Dataset, DistributedSampler
 
+from .device import pick_device
+
 
 def is_distributed() -> bool:
     """True inside a process started by torchrun / accelerate with more than one process."""
@@ -33,8 +35,6 @@ def is_distributed() -> bool:
 def setup() -> torch.device:
     """Join the process group (NCCL on GPUs, gloo on CPUs) and return this process's device."""
     if not is_distributed():
-        from .training import pick_device
-
         return pick_device()
     cuda = torch.cuda.is_available()
     if not dist.is_initialized():

@@ -22,7 +22,7 @@ from torch import nn
 from torch.utils.data import DataLoader, Dataset, TensorDataset
 from tqdm.auto import tqdm
 
-from .training import autocast, pick_device
+from .device import autocast, pick_device
 
 if TYPE_CHECKING:
     from .backbones import BackboneSpec

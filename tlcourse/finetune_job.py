@@ -14,6 +14,7 @@ import argparse
 import torch
 
 from . import backbones, distributed, finetune, images, training, transforms
+from .device import seed_everything
 
 
 def parse(argv: list[str] | None = None) -> argparse.Namespace:
@@ -31,7 +32,7 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> float:
     args = parse(argv)
     device = distributed.setup()
-    training.seed_everything(0)  # same initial head on every process
+    seed_everything(0)  # same initial head on every process
     spec = backbones.get_spec(args.backbone)
     model = finetune.make_classifier(spec, 2, trainable_blocks=args.trainable_blocks)
     model = distributed.wrap(model, device)

@@ -53,6 +53,7 @@ from torch import nn
 from torch.utils.data import DataLoader, RandomSampler, TensorDataset
 
 from . import backbones, config, images, training, transforms
+from .device import autocast, pick_device, seed_everything
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
@@ -275,13 +276,13 @@ def frozen_pass(model: nn.Module, spec: "BackboneSpec", x: torch.Tensor, cut: in
     >>> pooled[9].shape, maps.shape
     (torch.Size([3, 1280]), torch.Size([3, 192, 2, 2]))
     """
-    device = device or training.pick_device()
+    device = device or pick_device()
     parts = backbones.blocks(model.to(device).eval(), spec)
     pooled: dict[int, list] = {d: [] for d in range(1, len(parts) + 1)}
     maps = []
     for start in range(0, len(x), batch_size):
         h = x[start:start + batch_size].to(device)
-        with training.autocast(device):
+        with autocast(device):
             for d, block in enumerate(parts, start=1):
                 h = block(h)
                 pooled[d].append(h.float().mean((2, 3)).cpu())
@@ -329,7 +330,7 @@ def train_steps(model: nn.Module, groups: list[dict], train: tuple[torch.Tensor,
     >>> train_steps(model, [{"params": model.parameters(), "lr": 0.05}], (x, y), (x, y), 40, 16) > 0.8
     True
     """
-    device = device or training.pick_device()
+    device = device or pick_device()
     model.to(device)
     dataset = TensorDataset(*train)
     batch = min(batch_size, len(dataset))
@@ -341,7 +342,7 @@ def train_steps(model: nn.Module, groups: list[dict], train: tuple[torch.Tensor,
         from torch.optim.swa_utils import update_bn
 
         part = train[0][torch.randperm(len(dataset))[:recalibrate]]
-        with torch.no_grad(), training.autocast(device):
+        with torch.no_grad(), autocast(device):
             update_bn(DataLoader(part, batch_size=32), model, device)
     return training.run_epoch(model, DataLoader(TensorDataset(*test), batch_size=32), loss_fn, device,
                               progress=False)[1]
@@ -351,7 +352,7 @@ def partial_run(model: nn.Module, spec: "BackboneSpec", train_maps: tuple[torch.
                 test_maps: tuple[torch.Tensor, torch.Tensor], num_classes: int, recipe: Recipe, seed: int,
                 device: torch.device | None = None) -> float:
     """Partial fine-tune on cached maps: the last ``recipe.partial_blocks`` blocks + a new head."""
-    training.seed_everything(seed)
+    seed_everything(seed)
     top = TopBlocks(model, spec, recipe.cut_for(spec), num_classes)
     groups = [{"params": top.head.parameters(), "lr": recipe.head_lr},
               {"params": top.body.parameters(), "lr": recipe.backbone_lr}]
@@ -365,7 +366,7 @@ def finetune_run(spec: "BackboneSpec", train: tuple[torch.Tensor, torch.Tensor],
     """Full fine-tune (pretrained start) or from scratch (random start): every layer trains."""
     from . import finetune
 
-    training.seed_everything(seed)
+    seed_everything(seed)
     scratch = strategy == "from scratch"
     model = finetune.make_classifier(spec, num_classes, pretrained=not scratch)
     groups = finetune.param_groups(model, spec, recipe.head_lr, recipe.scratch_lr if scratch else recipe.backbone_lr)
@@ -483,7 +484,7 @@ def run_strategies(tasks: Sequence[Task], sizes: dict[str, Sequence[int]], recip
     that changes the result), so a second run of the notebook trains nothing.
     """
     spec = spec or backbones.get_spec()
-    device = device or training.pick_device()
+    device = device or pick_device()
     _check_strategies(strategies)
     rates = rates or {}
 
@@ -511,7 +512,7 @@ def tune(tasks: Sequence[Task], grid: dict[str, Sequence[float]], recipe: Recipe
     from sklearn.model_selection import ParameterGrid
 
     spec = spec or backbones.get_spec()
-    device = device or training.pick_device()
+    device = device or pick_device()
     _check_strategies(grid)
     jobs = []
     for task in tasks:

@@ -31,6 +31,7 @@ from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
 from . import features, training
+from .device import seed_everything
 from .threads import limit_threads
 from .widgets import WidgetValueError, check_range
 
@@ -96,7 +97,7 @@ def train_head(kind: str, train: FeatureSet, val: FeatureSet, epochs: int = 30, 
     epochs = check_range("epochs", epochs, 1, 1000, kind=int)
     lr = check_range("learning rate", lr, 1e-6, 10.0)
     _check_features(train, val)
-    training.seed_everything(seed)
+    seed_everything(seed)
     head = make_head(kind, train[0].shape[1], int(train[1].max()) + 1, hidden=hidden)
     opt = torch.optim.Adam(head.parameters(), lr=lr, weight_decay=weight_decay)
     with limit_threads(1):  # tiny matrix products: more threads only add overhead
@@ -211,7 +212,7 @@ def compare_epoch_cost(backbone: nn.Module, head: nn.Module, images: tuple[Datas
     for way in ("cached", "recomputed"):
         model = copy.deepcopy(head)
         opt = torch.optim.Adam(model.parameters(), lr=lr)
-        training.seed_everything(seed)  # the same shuffles for both ways
+        seed_everything(seed)  # the same shuffles for both ways
         if way == "cached":
             loaders = (features.feature_loader(*cached[0], batch_size=batch_size),
                        features.feature_loader(*cached[1], batch_size=batch_size, shuffle=False))

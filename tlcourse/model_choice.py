@@ -26,7 +26,8 @@ import pandas as pd
 import torch
 from torch import nn
 
-from . import backbones, training
+from . import backbones
+from .device import pick_device
 from .widgets import check_range
 
 if TYPE_CHECKING:
@@ -102,7 +103,7 @@ def images_per_second(model: nn.Module, size: int = 160, batch: int = 16, repeat
     True
     """
     check_range("repeats", repeats, 1, 100, kind=int)
-    device = device or training.pick_device()
+    device = device or pick_device()
     model = model.to(device).eval()
     x = torch.randn(batch, 3, size, size, device=device)
     sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
