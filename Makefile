@@ -1,5 +1,6 @@
 # The course in two commands:   make start   (set up + open JupyterLab)
-#                               make test    (unit tests + every notebook, quick profile)
+#                               make test    (ruff, unit tests + every notebook, quick profile)
+# While changing the package:   make test-fast  (ruff + unit tests: no notebooks, no browser)
 PYTHON ?= python3
 VENV   ?= .venv
 PY     := $(VENV)/bin/python
@@ -13,7 +14,7 @@ export MALLOC_MMAP_MAX_ ?= 0
 export MALLOC_TRIM_THRESHOLD_ ?= 17179869184
 ROOT_FLAG := $(shell [ "$$(id -u)" = 0 ] && echo --allow-root)
 
-.PHONY: start install data lab test test-unit test-notebooks site site-build benchmark clean lock
+.PHONY: start install data lab lint test test-fast test-unit test-notebooks site site-build benchmark clean lock
 
 start: install data lab
 
@@ -47,12 +48,22 @@ lab: install
 	TLCOURSE_BACKBONE=$$($(PY) -m tlcourse.backbones) \
 	$(PY) -m jupyter lab --notebook-dir=notebooks $(ROOT_FLAG) $(LAB_ARGS)
 
-test: install
+# ruff check: settings (line length, rules) in pyproject.toml; the lessons are checked too.
+lint: install
+	$(PY) -m ruff check .
+
+test: install lint
 	TLCOURSE_PROFILE=$${TLCOURSE_PROFILE:-quick} TLCOURSE_BACKBONE=$$($(PY) -m tlcourse.backbones) \
 	$(PY) -m pytest $(PYTEST_ARGS)
 
+# The package's unit tests and doctests, without the notebooks and without the browser test
+# (it starts JupyterLab and Chromium; `make test` runs it).
 test-unit: install
-	$(PY) -m pytest tlcourse tests $(PYTEST_ARGS)
+	$(PY) -m pytest tlcourse tools tests -m "not browser" $(PYTEST_ARGS)
+
+# Lint + unit tests: what to run after every change to the package (a few minutes).
+test-fast: install lint
+	$(PY) -m pytest tlcourse tools tests -m "not browser and not slow" $(PYTEST_ARGS)
 
 test-notebooks: install
 	TLCOURSE_PROFILE=$${TLCOURSE_PROFILE:-quick} TLCOURSE_BACKBONE=$$($(PY) -m tlcourse.backbones) \

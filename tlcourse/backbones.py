@@ -27,7 +27,7 @@ import torch
 from torch import nn
 
 from . import config
-from .errors import ModelUnavailableError
+from .errors import FETCH_COMMAND, ModelUnavailableError
 
 
 @dataclass(frozen=True)
@@ -105,7 +105,7 @@ def _torchvision_model(spec: BackboneSpec, pretrained: bool) -> nn.Module:
         raise ModelUnavailableError(
             f"The ImageNet weights of {spec.name} are not in {target} and could not be "
             f"downloaded ({type(exc).__name__}: {exc}).\n"
-            f"With internet: python data_scripts/fetch_data.py --weights {spec.name}\n"
+            f"With internet: {FETCH_COMMAND} --weights {spec.name}\n"
             f"or copy {target.name} from {weights.url} into {target.parent}.\n"
             "Offline: set TLCOURSE_BACKBONE=efficientnet_lite0, whose ImageNet weights "
             "are installed with the course."
@@ -309,5 +309,5 @@ if __name__ == "__main__":  # python -m tlcourse.backbones -> the backbone to us
     if name != config.backbone_name() or "TLCOURSE_BACKBONE" not in config.os.environ:
         print(f"tlcourse: vision backbone = {name}"
               + ("" if name == "resnet18" else " (ResNet-18 weights not in the data root; "
-                 "fetch them with: python data_scripts/fetch_data.py --weights resnet18)"), file=sys.stderr)
+                 f"fetch them with: {FETCH_COMMAND} --weights resnet18)"), file=sys.stderr)
     print(name)

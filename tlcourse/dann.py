@@ -487,24 +487,6 @@ def plot_lambda_schedule(gamma: float = 10.0, max_lambda: float = 1.0, ax: Any =
     return ax.figure
 
 
-def project_2d(features: np.ndarray, method: str = "pca", seed: int = 0) -> np.ndarray:
-    """2-D coordinates of feature vectors: PCA (fast, linear) or t-SNE (slower, keeps neighbours).
-
-    >>> project_2d(np.random.rand(30, 5)).shape
-    (30, 2)
-    """
-    from sklearn.decomposition import PCA
-    from sklearn.manifold import TSNE
-
-    x = np.asarray(features, dtype=np.float32)
-    if method == "pca":
-        return PCA(n_components=2, random_state=seed).fit_transform(x)
-    if method == "tsne":
-        return TSNE(n_components=2, init="pca", perplexity=min(30, len(x) - 1),
-                    random_state=seed).fit_transform(x)
-    raise ValueError(f"method must be 'pca' or 'tsne', got {method!r}")
-
-
 def _scatter(ax: Any, xy: np.ndarray, labels: np.ndarray, title: str, size: float) -> None:
     for i, value in enumerate(dict.fromkeys(labels.tolist())):
         pick = labels == value
@@ -519,7 +501,7 @@ def feature_maps(models: dict[str, DANN], source_x: torch.Tensor, source_y: torc
     """For each model, one 2-D map of its features, coloured by domain (top) and by digit (bottom).
 
     The map is computed once per model from source and target features together
-    (:func:`project_2d`), so both colourings show the very same points.
+    (:func:`tlcourse.plots.project_2d`), so both colourings show the very same points.
 
     >>> x = torch.randint(0, 255, (20, 3, 28, 28), dtype=torch.uint8); y = torch.arange(20) % 10
     >>> len(feature_maps({"a": DANN()}, x, y, x, y).axes)
@@ -529,7 +511,7 @@ def feature_maps(models: dict[str, DANN], source_x: torch.Tensor, source_y: torc
     domain = np.array([names[0]] * len(source_x) + [names[1]] * len(target_x))
     digits = torch.cat([source_y, target_y]).cpu().numpy()
     for col, (title, model) in enumerate(models.items()):
-        xy = project_2d(embed(model, torch.cat([source_x, target_x])).numpy(), method)
+        xy = plots.project_2d(embed(model, torch.cat([source_x, target_x])).numpy(), method)
         _scatter(axes[0, col], xy, domain, f"{title}: by domain ({method.upper()})", 6)
         _scatter(axes[1, col], xy, digits, f"{title}: by digit", 6)
     fig.tight_layout()

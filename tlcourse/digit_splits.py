@@ -40,7 +40,7 @@ from dataclasses import dataclass, field
 import torch
 
 from .digits import load_digits
-from .errors import CourseError
+from .errors import FETCH_COMMAND, CourseError
 from .registry import DATASETS
 
 PARTS = ("source", "source_eval", "adapt", "eval")
@@ -48,7 +48,7 @@ TARGETS = ("mnist_m", "usps")
 #: the file whose presence means the canonical train split of a domain is in the data root
 TRAIN_FILES = {"mnist": "train-images-idx3-ubyte.gz", "mnist_m": "mnist_m_train_labels.txt",
                "usps": "usps.bz2"}
-FETCH_HINT = "python data_scripts/fetch_data.py mnist mnist_m usps"
+FETCH_HINT = f"{FETCH_COMMAND} mnist mnist_m usps"
 
 Data = tuple[torch.Tensor, torch.Tensor]
 

@@ -9,6 +9,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
+# The course's fetch command, as every message that says how to get data or weights types it.
+FETCH_COMMAND = "python data_scripts/fetch_data.py"
+
 
 class CourseError(Exception):
     """Base class: a problem the learner can fix, with the fix in the message."""
@@ -25,7 +28,7 @@ class DataMissingError(CourseError, FileNotFoundError):
         msg = (
             f"Dataset '{name}' is missing: looked in {self.looked_in}"
             + (f" ({detail})" if detail else "")
-            + ".\nFetch it with:  python data_scripts/fetch_data.py "
+            + f".\nFetch it with:  {FETCH_COMMAND} "
             + f"{name} --root {root}\n"
             "or point TLCOURSE_DATA at a prepared data root that has it "
             "(offline classrooms: --from-folder PATH copies a prepared copy)."

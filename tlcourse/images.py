@@ -55,7 +55,7 @@ from torchvision.datasets.folder import IMG_EXTENSIONS
 from torchvision.transforms.v2 import functional as F
 
 from . import cache
-from .errors import CourseError
+from .errors import FETCH_COMMAND, CourseError
 from .registry import require
 
 DECODER_VERSION = 2
@@ -168,7 +168,7 @@ def decode_image(path: str | Path, short_side: int | None = 256) -> torch.Tensor
     except (OSError, UnidentifiedImageError, SyntaxError, ValueError) as exc:
         raise BadImageError(
             f"Cannot read image {path}: {exc}. Replace or delete this file "
-            "(or re-fetch the dataset with data_scripts/fetch_data.py)."
+            f"(or re-fetch the dataset with {FETCH_COMMAND})."
         ) from exc
     if short_side and min(img.size) > short_side:
         scale = short_side / min(img.size)

@@ -129,20 +129,31 @@ def show_feature_maps(maps: torch.Tensor, n: int = 16, ncols: int = 8, title: st
     return show_images(m.unsqueeze(1), ncols=ncols, size=1.1, title=title)
 
 
-def embedding_map(features: torch.Tensor | np.ndarray, colour_by: Sequence, names: Sequence[str] | None = None,
-                  method: str = "pca", ax=None, title: str = "", seed: int = 0, **scatter) -> Figure:
-    """2-D map of a feature space (PCA or t-SNE), points coloured by class or domain."""
+def project_2d(features: torch.Tensor | np.ndarray, method: str = "pca", seed: int = 0) -> np.ndarray:
+    """2-D coordinates of feature vectors: PCA (fast, linear) or t-SNE (slower, keeps neighbours).
+
+    The one projection behind every feature-space map (:func:`embedding_map`, lesson 05's
+    ``dann.feature_maps``).
+
+    >>> project_2d(np.random.rand(30, 5)).shape
+    (30, 2)
+    """
     from sklearn.decomposition import PCA
     from sklearn.manifold import TSNE
 
     x = np.asarray(features, dtype=np.float32)
     if method == "pca":
-        xy = PCA(n_components=2, random_state=seed).fit_transform(x)
-    elif method == "tsne":
-        xy = TSNE(n_components=2, init="pca", perplexity=min(30, len(x) - 1),
-                  random_state=seed).fit_transform(x)
-    else:
-        raise ValueError(f"method must be 'pca' or 'tsne', got {method!r}")
+        return PCA(n_components=2, random_state=seed).fit_transform(x)
+    if method == "tsne":
+        return TSNE(n_components=2, init="pca", perplexity=min(30, len(x) - 1),
+                    random_state=seed).fit_transform(x)
+    raise ValueError(f"method must be 'pca' or 'tsne', got {method!r}")
+
+
+def embedding_map(features: torch.Tensor | np.ndarray, colour_by: Sequence, names: Sequence[str] | None = None,
+                  method: str = "pca", ax=None, title: str = "", seed: int = 0, **scatter) -> Figure:
+    """2-D map of a feature space (:func:`project_2d`), points coloured by class or domain."""
+    xy = project_2d(features, method, seed)
     if ax is None:
         _, ax = plt.subplots(figsize=(5, 4.5))
     labels = np.asarray(colour_by)

@@ -45,10 +45,9 @@ from pathlib import Path
 from typing import NamedTuple
 
 from . import config
-from .errors import CourseError, DataMissingError
+from .errors import FETCH_COMMAND, CourseError, DataMissingError  # noqa: F401 (FETCH_COMMAND: fetch, download)
 
 MANIFEST_DIR = Path(__file__).resolve().parent / "manifests"
-FETCH_COMMAND = "python data_scripts/fetch_data.py"
 
 
 @dataclass(frozen=True)

@@ -1,4 +1,4 @@
-"""Grid vs random search, holdout scoring and the budget curve (tlcourse.search)."""
+"""Grid vs random search, holdout scoring and the budget curve (tlcourse.hparam_search)."""
 from __future__ import annotations
 
 import math
@@ -11,7 +11,7 @@ import pandas as pd  # noqa: E402
 import pytest  # noqa: E402
 import torch  # noqa: E402
 
-from tlcourse import search  # noqa: E402
+from tlcourse import hparam_search as search  # noqa: E402
 from tlcourse.widgets import WidgetValueError  # noqa: E402
 
 
