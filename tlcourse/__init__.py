@@ -21,7 +21,8 @@ Models and training
 - :mod:`tlcourse.transforms`    preprocessing that matches each backbone
 - :mod:`tlcourse.features`      fixed feature extraction, cached (00, 01)
 - :mod:`tlcourse.heads`         heads on frozen features, cut at any depth (01)
-- :mod:`tlcourse.training`      the fit loop, seeds, devices, mixed precision, checkpoints (02 ...)
+- :mod:`tlcourse.device`        device choice, mixed precision and its loss scaler, seeds (every training)
+- :mod:`tlcourse.training`      the fit loop, history, checkpoints (02 ...)
 - :mod:`tlcourse.finetune`      classifier, parameter groups, loaders for fine-tuning (02, 04, 06)
 - :mod:`tlcourse.unfreeze`      fine-tuning runs: all layers, the last blocks, gradually (02)
 - :mod:`tlcourse.finetune_job`  lesson 02's fine-tuning as a script (one CPU or several GPUs)
@@ -31,13 +32,30 @@ Models and training
 - :mod:`tlcourse.augment`       augmentation pipelines, MixUp/CutMix runs, the measurement (04)
 - :mod:`tlcourse.dann`          domain-adversarial training, gradient reversal (05)
 - :mod:`tlcourse.model_choice`  comparing backbones: accuracy, size, speed (06)
-- :mod:`tlcourse.search`        hyperparameter search: grid vs random on a holdout (06)
+- :mod:`tlcourse.hparam_search` hyperparameter search: grid vs random on a holdout (06)
 - :mod:`tlcourse.guide`         the decision guide and the joint objective's λ (00)
 - :mod:`tlcourse.guide_measured` the decision guide measured on course data (06)
+- :mod:`tlcourse.own_images`    your own image folder: inspection, similarity proxy, CI folders (07)
 
 Pictures and knobs
 - :mod:`tlcourse.plots`         curves (live or after the fact), image grids, maps
 - :mod:`tlcourse.gradcam`       where a CNN found its evidence (02)
 - :mod:`tlcourse.widgets`       sliders and control panels that re-run a short experiment
+
+Lessons -> modules (what each notebook imports; every lesson's set-up cell also imports
+:mod:`tlcourse.cloud`; ``tests/test_package_map.py`` keeps this list and the README's true)
+
+- 00_concepts: backbones, config, features, guide, heads, images, plots, training, transforms,
+  widgets
+- 01_feature_extraction: backbones, config, features, heads, images, plots, threads, training,
+  transforms, widgets
+- 02_fine_tuning: backbones, config, features, gradcam, images, plots, training, transforms,
+  unfreeze, widgets
+- 03_text_classification: config, features, heads, plots, registry, text, training, widgets
+- 04_data_augmentation: augment, backbones, config, images, plots, training, transforms, widgets
+- 05_domain_adaptation: config, dann, digit_splits, digits, plots, training, widgets
+- 06_choosing_a_strategy: backbones, config, guide, guide_measured, heads, hparam_search, images,
+  model_choice, plots, training, widgets
+- 07_your_own_data: backbones, config, guide, images, own_images, plots, training, widgets
 """
 __version__ = "0.1.0"
