@@ -11,10 +11,10 @@ import nbformat
 import pytest
 
 NOTEBOOKS = sorted((Path(__file__).resolve().parents[1] / "notebooks").glob("[0-9][0-9]_*.ipynb"))
-EXPECTED = ["00", "01", "02", "03", "04", "05", "06"]
+EXPECTED = ["00", "01", "02", "03", "04", "05", "06", "07"]
 
 
-def test_all_seven_lessons_are_there_in_order():
+def test_all_eight_lessons_are_there_in_order():
     assert [p.name[:2] for p in NOTEBOOKS] == EXPECTED
 
 
@@ -80,6 +80,10 @@ IDIOMS: dict[str, list[str]] = {
            r"\.step\(\)", r"zero_grad"],
     "05": [r"torch\.autograd\.Function", r"def backward", r"\.backward\(\)", r"\.step\(\)", r"zero_grad"],
     "06": [r"list_models\(", r"ParameterSampler", r"ParameterGrid"],
+    "07": [r"train_test_split\(", r"stratify=", r"cross_val_score", r"LogisticRegression",
+           r"nn\.Identity\(\)|reset_classifier\(0\)", r"requires_grad", r"\.eval\(\)", r"inference_mode|no_grad",
+           r"zero_grad", r"\.backward\(\)", r"\.step\(\)", r"\"params\"\s*:|'params'\s*:",
+           r"torch\.save\(", r"torch\.load\(", r"load_state_dict", r"softmax"],
 }
 CORE_MAX_LINES = 45
 SHORT_MAX_LINES = 30

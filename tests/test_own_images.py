@@ -1,0 +1,156 @@
+"""Lesson 07's scaffolding: folder inspection, class warnings, the split, the similarity proxy, the CI folders."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from conftest import data_root
+from PIL import Image
+
+from tlcourse import guide, own_images
+
+
+@pytest.fixture(autouse=True)
+def own_cache(tmp_path, monkeypatch):
+    monkeypatch.setenv("TLCOURSE_CACHE", str(tmp_path / "cache"))
+
+
+def make_folder(root: Path, counts: dict[str, int], size=(40, 30)) -> Path:
+    for k, (name, n) in enumerate(counts.items()):
+        (root / name).mkdir(parents=True)
+        for i in range(n):
+            Image.new("RGB", size, (40 * k, 5 * i, 100)).save(root / name / f"{i:03d}.png")
+    return root
+
+
+def test_bad_files_are_listed_with_their_reason_not_fatal(tmp_path):
+    root = make_folder(tmp_path / "f", {"a": 4, "b": 4})
+    good = (root / "a" / "000.png").read_bytes()
+    Image.new("RGB", (64, 48), (9, 9, 9)).save(root / "b" / "photo.jpg", quality=90)
+    jpeg = (root / "b" / "photo.jpg").read_bytes()
+    (root / "a" / "cut.jpg").write_bytes(jpeg[: len(jpeg) // 2])
+    (root / "a" / "text.jpg").write_text("hello")
+    (root / "a" / "empty.png").write_bytes(b"")
+    (root / "b" / "notes.txt").write_text("x")
+    (root / "b" / "png_named.jpg").write_bytes(good)  # content decides, not the name: usable
+    report = own_images.inspect_folder(root)
+    why = dict(report.skipped)
+    assert sorted(why) == ["a/cut.jpg", "a/empty.png", "a/text.jpg", "b/notes.txt"]
+    assert why["a/empty.png"].startswith("empty file")
+    assert why["a/text.jpg"].startswith("not an image")
+    assert why["a/cut.jpg"].startswith("corrupt")
+    assert why["b/notes.txt"].startswith("not an image type")
+    assert report.counts == {"a": 4, "b": 6}
+    assert len(report.images) == len(report.targets) == len(report.files) == 10
+    assert report.images[0].dtype == torch.uint8 and report.images[0].shape == (3, 30, 40)
+    assert report.sizes[0] == (40, 30) and set(report.modes) == {"RGB"}
+    assert "a/cut.jpg" in report.summary()
+
+
+def test_unreadable_file_is_listed(tmp_path):
+    root = make_folder(tmp_path / "f", {"a": 2, "b": 2})
+    locked = root / "a" / "001.png"
+    locked.chmod(0)
+    try:
+        if locked.open("rb"):  # running as root: permissions do not apply
+            pytest.skip("permissions are not enforced for this user")
+    except PermissionError:
+        pass
+    try:
+        assert dict(own_images.inspect_folder(root, use_cache=False).skipped)["a/001.png"].startswith("unreadable")
+    finally:
+        locked.chmod(0o644)
+
+
+def test_modes_and_sizes_are_reported(tmp_path):
+    root = tmp_path / "f"
+    (root / "gray").mkdir(parents=True)
+    (root / "sixteen").mkdir()
+    Image.new("L", (20, 10), 128).save(root / "gray" / "g.png")
+    Image.fromarray(np.full((12, 8), 65535, dtype=np.uint16)).save(root / "sixteen" / "s.png")
+    report = own_images.inspect_folder(root, use_cache=False)
+    assert report.modes == ["L", "I;16"] or report.modes[0] == "L"
+    assert report.sizes == [(20, 10), (8, 12)]
+    assert report.images[1].max() == 255  # 16-bit white stays white (tlcourse.images' decoder)
+
+
+def test_cache_returns_the_same_and_notices_a_new_file(tmp_path):
+    root = make_folder(tmp_path / "f", {"a": 3, "b": 3})
+    first = own_images.inspect_folder(root)
+    again = own_images.inspect_folder(root)
+    assert again.files == first.files and all(torch.equal(x, y) for x, y in zip(first.images, again.images))
+    (root / "b" / "new.txt").write_text("x")
+    assert [n for n, _ in own_images.inspect_folder(root).skipped] == ["b/new.txt"]
+
+
+def test_not_a_folder_is_a_clear_error(tmp_path):
+    with pytest.raises(own_images.CourseError, match="one sub-folder per class"):
+        own_images.inspect_folder(tmp_path / "missing")
+
+
+def test_imbalance_warnings():
+    assert own_images.imbalance_warnings({"a": 50, "b": 40}) == []
+    warnings = own_images.imbalance_warnings({"a": 90, "b": 20, "c": 5})
+    assert any(w.startswith("c: only 5") for w in warnings)
+    assert any(w.startswith("b: 20 images, 4.5x fewer than a") for w in warnings)
+    assert own_images.imbalance_warnings({}) == ["no usable images at all"]
+
+
+def test_split_is_stratified_disjoint_and_repeatable():
+    targets = [0] * 40 + [1] * 12 + [2] * 8
+    train, test = own_images.split(targets)
+    assert not set(train) & set(test) and len(train) + len(test) == 60
+    assert [targets[i] for i in test].count(1) == 3 and [targets[i] for i in test].count(2) == 2
+    assert own_images.split(targets) == (train, test)
+
+
+def test_similarity_score_and_best_depth():
+    sim = own_images.Similarity({1: 0.6, 2: 0.9, 3: 0.95}, {1: 0.6, 2: 0.55, 3: 0.5}, 0.5)
+    assert sim.score == pytest.approx(0.9) and sim.best_depth == 3
+    flat = own_images.Similarity({1: 0.4, 2: 0.5, 3: 0.3}, {1: 0.3, 2: 0.3, 3: 0.3}, 0.1)
+    assert flat.score == 0.0 and flat.best_depth == 2
+    assert "similarity 0.00" in str(flat)
+
+
+def test_probe_accuracy_separable_vs_noise():
+    rng = np.random.default_rng(0)
+    y = np.repeat([0, 1], 20)
+    assert own_images.probe_accuracy(rng.normal(size=(40, 5)) + 4 * y[:, None], y) == 1.0
+    assert own_images.probe_accuracy(rng.normal(size=(40, 5)), y) < 0.8
+
+
+@pytest.mark.skipif(not (data_root() / "hymenoptera_data").is_dir(), reason="no prepared data root")
+def test_demo_folders_are_built_once_with_their_bad_files(monkeypatch):
+    monkeypatch.setenv("TLCOURSE_DATA", str(data_root()))
+    photos = own_images.demo_folder("photos", per_class=6)
+    stamp = (photos / ".complete").stat().st_mtime_ns
+    assert own_images.demo_folder("photos", per_class=6) == photos
+    assert (photos / ".complete").stat().st_mtime_ns == stamp  # idempotent: not rebuilt
+    digits = own_images.demo_folder("digits", per_class=6)
+    for folder, kind in ((photos, "photos"), (digits, "digits")):
+        report = own_images.inspect_folder(folder)
+        assert sorted(n for n, _ in report.skipped) == own_images.PLANTED[kind]
+    assert own_images.inspect_folder(photos).counts == {"ants": 6, "bees": 6}
+    counts = own_images.inspect_folder(digits).counts
+    assert len(counts) == 10 and counts["9"] == 2 and counts["0"] == 6
+    assert str(data_root()) not in str(photos)  # written into the cache, never the data root
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not (data_root() / "hymenoptera_data").is_dir(), reason="no prepared data root")
+def test_recommendation_differs_between_photos_and_digits(monkeypatch):
+    """The proxy with the offline backbone: photos are similar to ImageNet, digits are not."""
+    from tlcourse import backbones
+
+    monkeypatch.setenv("TLCOURSE_DATA", str(data_root()))
+    spec = backbones.get_spec("efficientnet_lite0")
+    recs = {}
+    for kind, n, size in (("photos", 30, 128), ("digits", 15, 64)):
+        report = own_images.inspect_folder(own_images.demo_folder(kind, per_class=n))
+        train, _ = own_images.split(report.targets)
+        sim = own_images.similarity(report, train, spec, size)
+        recs[kind] = guide.recommend(min(np.bincount([report.targets[i] for i in train])), sim.score)
+    assert recs["photos"].strategy == "fixed features"
+    assert recs["digits"].strategy == "lower-layer features"
