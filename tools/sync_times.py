@@ -1,0 +1,107 @@
+"""Write the times ``make benchmark`` recorded into each lesson's title cell and README's table.
+
+``benchmarks/run.py --only notebooks --record`` (quick profile) and ``--profile full --record``
+keep each lesson's wall time and peak memory in ``benchmarks/recorded.json``. This tool turns
+them into the title cell's "**Time on a 2-core laptop CPU** ..." line and the last column of
+README's lesson table, so that no lesson states a time nobody measured.
+``tests/test_recorded_times.py`` fails when a stated time drifts from the record.
+
+Examples:
+    python tools/sync_times.py            # rewrite the lines that differ
+    python tools/sync_times.py --check    # exit 1 and name what is out of date
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import sys
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+RECORDED = REPO / "benchmarks" / "recorded.json"
+README = REPO / "README.md"
+MARK = "**Time on a 2-core laptop CPU**"
+
+
+def human(seconds: float) -> str:
+    """A wall time as a learner reads it.
+
+    >>> human(19.5), human(118.7), human(452), human(1330)
+    ('20 s', '119 s', '7.5 min', '22 min')
+    """
+    if seconds < 150:
+        return f"{seconds:.0f} s"
+    minutes = seconds / 60
+    return f"{round(minutes * 2) / 2:g} min" if minutes < 10 else f"{minutes:.0f} min"
+
+
+def title_line(records: dict[str, dict]) -> str:
+    """The title cell's time line for one lesson from its records ({profile: record}).
+
+    >>> title_line({"quick": {"wall_s": 20, "peak_mb": 1700, "date": "2026-11-30"}}).split(": ", 1)[1]
+    'quick profile about 20 s (peak memory 1.7 GB); full profile not measured yet.'
+    """
+    parts = []
+    for profile in ("quick", "full"):
+        r = records.get(profile)
+        parts.append(f"{profile} profile about {human(r['wall_s'])} (peak memory {r['peak_mb'] / 1024:.1f} GB)"
+                     if r else f"{profile} profile not measured yet")
+    dates = sorted(r["date"] for r in records.values())
+    when = f" on {dates[-1]}" if dates else ""
+    return (f"{MARK} (measured by `make benchmark`{when}, kept in `benchmarks/recorded.json`): "
+            + "; ".join(parts) + ".")
+
+
+def readme_cell(records: dict[str, dict]) -> str:
+    """README's "quick / full" column.
+
+    >>> readme_cell({"quick": {"wall_s": 66.4}, "full": {"wall_s": 270}})
+    '66 s / 4.5 min'
+    """
+    return " / ".join(human(records[p]["wall_s"]) if p in records else "not measured yet"
+                      for p in ("quick", "full"))
+
+
+def sync(check: bool) -> list[str]:
+    """Update (or with ``check`` only list) the notebooks and README rows that differ."""
+    recorded = json.loads(RECORDED.read_text())
+    stale, readme = [], README.read_text(encoding="utf-8")
+    for path in sorted((REPO / "notebooks").glob("[0-9][0-9]_*.ipynb")):
+        lesson = path.name[:2]
+        records = {p: recorded[p][lesson] for p in ("quick", "full") if lesson in recorded.get(p, {})}
+        raw = path.read_text(encoding="utf-8")
+        nb = json.loads(raw)
+        source = "".join(nb["cells"][0]["source"])
+        if MARK not in source:
+            stale.append(f"{path.name}: the title cell has no '{MARK}' line")
+            continue
+        new_source = re.sub(re.escape(MARK) + r"[^\n]*", lambda _: title_line(records), source, count=1)
+        if new_source != source:
+            stale.append(path.name)
+            nb["cells"][0]["source"] = new_source.splitlines(keepends=True)
+            if not check:
+                path.write_text(json.dumps(nb, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
+        row = re.compile(rf"^(\| {lesson} \|.*\| )([^|]*)( \|)$", re.M)
+        readme, n = row.subn(lambda m: m.group(1) + readme_cell(records) + m.group(3), readme)
+        if n != 1:
+            stale.append(f"README.md: {n} rows for lesson {lesson}")
+    if readme != README.read_text(encoding="utf-8"):
+        stale.append("README.md")
+        if not check:
+            README.write_text(readme, encoding="utf-8")
+    return stale
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--check", action="store_true", help="change nothing; exit 1 if anything is out of date")
+    args = p.parse_args()
+    stale = sync(args.check)
+    for name in stale:
+        print(("out of date: " if args.check else "updated: ") + name)
+    sys.exit(1 if args.check and stale else 0)
+
+
+if __name__ == "__main__":
+    main()
