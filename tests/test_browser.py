@@ -224,7 +224,7 @@ def test_widgets_lab_extension_is_installed():
     listing = subprocess.run([sys.executable, "-m", "jupyter", "labextension", "list"],
                              check=False, capture_output=True, text=True, timeout=120)
     text = listing.stdout + listing.stderr  # jupyter prints the list on stderr
-    line = next((l for l in text.splitlines() if "@jupyter-widgets/jupyterlab-manager" in l), "")
+    line = next((ln for ln in text.splitlines() if "@jupyter-widgets/jupyterlab-manager" in ln), "")
     assert line, f"@jupyter-widgets/jupyterlab-manager is not installed:\n{text}"
     assert "enabled" in line and "OK" in line, f"the widgets extension is not usable: {line.strip()}"
 

@@ -10,7 +10,6 @@ import multiprocessing as mp
 import os
 import random
 import time
-from pathlib import Path
 
 import numpy as np
 import pytest

@@ -11,7 +11,6 @@ root (``TLCOURSE_FETCH_FROM``, instead of downloading) and picks the quick profi
 from __future__ import annotations
 
 import importlib.util
-import os
 import re
 import subprocess
 import sys

@@ -137,7 +137,8 @@ def _fake_root(root: Path) -> Path:
         (mm / f"mnist_m_{split}").mkdir(parents=True)
         lines = []
         for i in range(n):
-            Image.fromarray(rng.integers(0, 255, (32, 32, 3), dtype=np.uint8)).save(mm / f"mnist_m_{split}" / f"{i:08d}.png")
+            pixels = rng.integers(0, 255, (32, 32, 3), dtype=np.uint8)
+            Image.fromarray(pixels).save(mm / f"mnist_m_{split}" / f"{i:08d}.png")
             lines.append(f"{i:08d}.png {label}")
         (mm / f"mnist_m_{split}_labels.txt").write_text("\n".join(lines) + "\n")
     return root

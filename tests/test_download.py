@@ -276,7 +276,8 @@ def test_fetch_dataset_unpacks_verifies_and_cleans_up(server, tmp_path):
 def test_archive_whose_files_differ_from_the_manifest_is_not_put_in_place(server, tmp_path):
     files = {"a/1.txt": b"one"}
     zipped = make_zip(tmp_path / "toy.zip", {"toy/a/1.txt": b"ONE"}).read_bytes()  # same size, other bytes
-    spec = toy_spec(tmp_path, serve(server, "toy.zip", zipped), files)  # no archive checksum: like hymenoptera
+    # no archive checksum: like hymenoptera
+    spec = toy_spec(tmp_path, serve(server, "toy.zip", zipped), files)
     root = tmp_path / "root"
     with pytest.raises(ChecksumError, match="a/1.txt"):
         dl.fetch_dataset(spec, root, progress=False)

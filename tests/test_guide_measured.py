@@ -44,7 +44,8 @@ def test_tuned_sets_each_strategys_one_knob():
         base.tuned("magic", 1.0)
     task = Task("mnist", 0.1, 32)
     # a tuned knob is part of the cache key; a tuning (holdout) run never shares a file with a real one
-    assert gm._run_path(task, 5, "from scratch", 0, scratch, SPEC) != gm._run_path(task, 5, "from scratch", 0, base, SPEC)
+    assert (gm._run_path(task, 5, "from scratch", 0, scratch, SPEC)
+            != gm._run_path(task, 5, "from scratch", 0, base, SPEC))
     held = Task("mnist", 0.1, 32, holdout=5)
     assert gm._run_path(held, 5, "from scratch", 0, base, SPEC) != gm._run_path(task, 5, "from scratch", 0, base, SPEC)
 
@@ -64,15 +65,18 @@ def test_task_label_follows_the_guide_threshold():
 def test_cache_keys_ignore_settings_a_strategy_does_not_use():
     fast, slow = Recipe(max_steps=10), Recipe(max_steps=99, head_lr=0.5)
     task = Task("mnist", 0.1, 32)
-    same = gm._run_path(task, 5, "fixed features", 0, fast, SPEC) == gm._run_path(task, 5, "fixed features", 0, slow, SPEC)
+    def path(strategy, recipe, size=5, seed=0):
+        return gm._run_path(task, size, strategy, seed, recipe, SPEC)
+
+    same = path("fixed features", fast) == path("fixed features", slow)
     assert same  # the feature strategies do not train with steps or learning rates
-    assert gm._run_path(task, 5, "full fine-tune", 0, fast, SPEC) != gm._run_path(task, 5, "full fine-tune", 0, slow, SPEC)
-    assert gm._run_path(task, 5, "full fine-tune", 0, fast, SPEC) != gm._run_path(task, 5, "full fine-tune", 1, fast, SPEC)
-    assert gm._run_path(task, 5, "fixed features", 0, fast, SPEC) != gm._run_path(task, 6, "fixed features", 0, fast, SPEC)
+    assert path("full fine-tune", fast) != path("full fine-tune", slow)
+    assert path("full fine-tune", fast) != path("full fine-tune", fast, seed=1)
+    assert path("fixed features", fast) != path("fixed features", fast, size=6)
     assert gm.run_key(a=1, b=[1, 2]) == gm.run_key(b=[1, 2], a=1) != gm.run_key(a=2, b=[1, 2])
 
 
-# --------------------------------------------------------------------------- the cheap computations are the same computations
+# ------------------------------------------------- the cheap computations are the same computations
 def test_frozen_pass_matches_truncate_and_top_blocks_match_the_whole_network():
     torch.manual_seed(0)
     model = backbones.build(SPEC, pretrained=False).eval()
@@ -107,7 +111,8 @@ def test_finetune_and_partial_runs_learn_a_separable_toy_task():
     x = torch.randn(40, 3, 64, 64)  # at 32 px EfficientNet pools a 1x1 map and the result is seed luck
     y = torch.arange(40) % 2
     x[y == 1, 0] += 3.0  # class 1: a red cast
-    # 20 steps: with 10, seed 0 reached only 15 of 20 (0.75) after the run loop's shuffle changed; 20 gave 0.9-1.0 on seeds 0-2
+    # 20 steps: with 10, seed 0 reached only 15 of 20 (0.75) after the run loop's shuffle changed;
+    # 20 gave 0.9-1.0 on seeds 0-2
     recipe = Recipe(min_steps=20, max_steps=20, batch_size=8, head_lr=1e-2, backbone_lr=1e-3)
     acc = gm.finetune_run(SPEC, (x[:20], y[:20]), (x[20:], y[20:]), 2, "full fine-tune", recipe, seed=0,
                           device=torch.device("cpu"))
@@ -178,7 +183,8 @@ def test_plots_and_summary_from_results():
     assert "the guide's pick lost here" in labels
     texts = [t.get_text() for t in fig.axes[0].texts]
     assert set(texts) >= set(guide.STRATEGIES)  # the guide's four quadrants
-    assert sorted(texts[4:]) == ["fixed", "full FT", "lower layers", "partial FT"]  # one label per measured cell
+    # one label per measured cell
+    assert sorted(texts[4:]) == ["fixed", "full FT", "lower layers", "partial FT"]
     plt.close("all")
     summary = gm.summary_table(table)
     assert summary.loc[summary["method"] == "lower-layer features", "dissimilar, 100/class"].item() == 0.93

@@ -22,7 +22,8 @@ def test_grid_points_cover_the_log_range_times_every_batch_size():
     assert lrs[0] == pytest.approx(1e-4) and lrs[-1] == pytest.approx(1.0)
     assert lrs[1] / lrs[0] == pytest.approx(lrs[2] / lrs[1])  # evenly spaced in log
     assert {p["batch_size"] for p in pts} == {4, 16}
-    assert [p["batch_size"] for p in pts] == [4] * 4 + [16] * 4  # scikit-learn's order: the last key varies fastest
+    # scikit-learn's order: the last key varies fastest
+    assert [p["batch_size"] for p in pts] == [4] * 4 + [16] * 4
 
 
 def test_points_are_scikit_learns_generators():

@@ -28,7 +28,8 @@ def test_images_per_second_is_positive_and_checks_repeats():
 
 
 def test_a_bigger_model_is_slower():
-    small, big = nn.Conv2d(3, 4, 3), nn.Sequential(*[nn.Conv2d(3 if i == 0 else 64, 64, 3, padding=1) for i in range(4)])
+    small = nn.Conv2d(3, 4, 3)
+    big = nn.Sequential(*[nn.Conv2d(3 if i == 0 else 64, 64, 3, padding=1) for i in range(4)])
     assert model_choice.images_per_second(small, 32, 4, 3) > model_choice.images_per_second(big, 32, 4, 3)
 
 

@@ -176,7 +176,7 @@ def test_cli_verify_compares_checksums_on_a_read_only_root():
 def test_cli_missing_dataset_asked_for_fails_with_a_clear_line(tmp_path):
     result = run_fetch("sst2", "--verify-only", "--weights", "none", "--root", str(tmp_path))
     assert result.returncode == 1
-    line = next(l for l in result.stdout.splitlines() if l.startswith("sst2: MISSING"))
+    line = next(ln for ln in result.stdout.splitlines() if ln.startswith("sst2: MISSING"))
     assert str(tmp_path / "SST-2") in line and "train.tsv" in line
     assert f"fetch_data.py sst2 --root {tmp_path}" in result.stdout and "--from-folder" in result.stdout
     assert listing(tmp_path) == [(".", 0, tmp_path.stat().st_mtime_ns)]

@@ -32,7 +32,6 @@ import math
 from typing import Callable, Iterator, Mapping, Sequence
 
 import matplotlib.pyplot as plt
-import numpy as np
 import pandas as pd
 import torch
 from matplotlib.figure import Figure
@@ -444,7 +443,8 @@ class AugmentLab:
         """
         settings = dict(sizes=list(sizes), seeds=list(seeds), views=views, epochs=epochs, lr=lr,
                         batch_size=batch_size)
-        from . import cache  # one cache module: keyed by settings + image folders, atomic, locked, RNG-neutral
+        # one cache module: keyed by settings + image folders, atomic, locked, RNG-neutral
+        from . import cache
 
         entry = cache.Entry("augment", {"settings": self.settings_key(arms, **settings)}, suffix=".json",
                             data=[self.train_set.root, self.val_set.root], version=2, name=name)

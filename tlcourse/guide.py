@@ -125,7 +125,8 @@ def plot_guide(data_size: int | None = None, similarity: float | None = None, ax
     if own:
         _, ax = plt.subplots(figsize=(6.5, 4))
     lo, hi = 1, 1_000_000
-    cells = {("small", "similar"): (lo, small_below, similar_from, 1), ("large", "similar"): (small_below, hi, similar_from, 1),
+    cells = {("small", "similar"): (lo, small_below, similar_from, 1),
+             ("large", "similar"): (small_below, hi, similar_from, 1),
              ("small", "dissimilar"): (lo, small_below, 0, similar_from),
              ("large", "dissimilar"): (small_below, hi, 0, similar_from)}
     for i, (key, (x0, x1, y0, y1)) in enumerate(cells.items()):
@@ -201,7 +202,8 @@ def joint_fit(data: dict[str, tuple[torch.Tensor, torch.Tensor]], lam: float) ->
     return model, acc
 
 
-def lambda_sweep(data: dict[str, tuple[torch.Tensor, torch.Tensor]], lams: list[float]) -> dict[float, dict[str, float]]:
+def lambda_sweep(data: dict[str, tuple[torch.Tensor, torch.Tensor]], lams: list[float]
+                 ) -> dict[float, dict[str, float]]:
     """Source and target test accuracy of :func:`joint_fit` for every λ in ``lams``."""
     return {lam: joint_fit(data, lam)[1] for lam in lams}
 

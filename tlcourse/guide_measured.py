@@ -235,7 +235,8 @@ def load_task(task: Task, spec: "BackboneSpec") -> TaskData:
     else:
         from . import digits
 
-        x, y = digits.load_digits(task.dataset, "test", DIGIT_SIZES.get(task.dataset, 32))  # no resize, no copy
+        # no resize, no copy
+        x, y = digits.load_digits(task.dataset, "test", DIGIT_SIZES.get(task.dataset, 32))
         order = torch.randperm(len(y), generator=torch.Generator().manual_seed(0))
         ev, rest = order[:task.eval_images], order[task.eval_images:]
         data = TaskData(task, (x[rest], y[rest]), (_normalised(x[ev], spec, task.image_size), y[ev]), 10)

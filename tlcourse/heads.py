@@ -104,7 +104,8 @@ def train_head(kind: str, train: FeatureSet, val: FeatureSet, epochs: int = 30, 
         history = training.fit(head, features.feature_loader(*train, batch_size=batch_size),
                                features.feature_loader(*val, batch_size=256, shuffle=False), opt, epochs,
                                callbacks=callbacks, progress=progress, restore_best=False,
-                               device=torch.device("cpu"))  # a few thousand numbers: a GPU only adds transfers
+                               # a few thousand numbers: a GPU only adds transfers
+                               device=torch.device("cpu"))
     return head, history
 
 

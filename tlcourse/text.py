@@ -588,8 +588,8 @@ def check_model_name(name: str) -> str:
 
 def run_approach(approach: str, model_name: str | None = None, lr: float = 2e-5, epochs: int = 1,
                  max_len: int = 64, n_train: int | None = 2000, batch_size: int = 16, seed: int = 0,
-                 head_lr: float = 1e-3, max_tokens: int | None = 384, callbacks: Iterable[Callable] = (), progress: bool = True
-                 ) -> dict[str, Any]:
+                 head_lr: float = 1e-3, max_tokens: int | None = 384, callbacks: Iterable[Callable] = (),
+                 progress: bool = True) -> dict[str, Any]:
     """One experiment of the lesson's control panel: ``'frozen'`` or ``'fine-tune'`` on SST-2.
 
     ``frozen``: cached pooled features of ``n_train`` training sentences and the whole

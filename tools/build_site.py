@@ -8,8 +8,8 @@ Sphinx + MyST-NB (execution off: no lesson runs a third time) and the book theme
    README's sections and the lessons' title cells) and each executed lesson under its
    repository path ``notebooks/NN_x.ipynb`` (so the theme's Binder/Colab/source buttons open
    that notebook; docs/conf.py adds Kaggle to that menu), with small transforms that leave
-   the notebooks themselves untouched: cells tagged ``solution`` get MyST-NB's ``hide-cell`` tag (collapsed, click to open),
-   widget outputs become a static snapshot of their last state, and a line under the title
+   the notebooks themselves untouched: cells tagged ``solution`` get MyST-NB's ``hide-cell`` tag
+   (collapsed, click to open), widget outputs become a static snapshot of their last state, and a line under the title
    says how the page was executed;
 2. ``sphinx-build -c docs artifacts/site-src artifacts/site``.
 
@@ -74,7 +74,7 @@ def readme_section(text: str, heading: str) -> str:
     ("intro": the text before the first ``##``, without the badges: the theme has buttons)."""
     if heading == "intro":
         body = text.split("\n## ", 1)[0].split("\n", 1)[1]
-        body = "\n".join(l for l in body.splitlines() if not BADGE_LINE.match(l))
+        body = "\n".join(ln for ln in body.splitlines() if not BADGE_LINE.match(ln))
     else:
         match = re.search(rf"^(## {re.escape(heading)}.*?\n)(.*?)(?=^## |\Z)", text, re.S | re.M)
         if not match:
@@ -227,7 +227,7 @@ def stage_lesson(executed: nbformat.NotebookNode, name: str) -> nbformat.Noteboo
     widgets = nb.metadata.pop("widgets", {}).get(WIDGET_STATE, {}).get("state", {})
     for cell in nb.cells:
         if cell.cell_type == "markdown":  # badges: the theme's launch menu; the page stays offline
-            cell.source = "\n".join(l for l in cell.source.splitlines() if not BADGE_LINE.match(l))
+            cell.source = "\n".join(ln for ln in cell.source.splitlines() if not BADGE_LINE.match(ln))
         if cell.cell_type != "code":
             continue
         tags = cell.metadata.setdefault("tags", [])
