@@ -119,3 +119,15 @@ def test_the_cache_follows_a_changed_file(tiny_folder):
     os.utime(tiny_folder / "cats" / "0.jpg", ns=(1, 1))  # even with an old modification time
     again = images.CachedImageFolder(tiny_folder)
     assert not torch.equal(first.images[0], again.images[0])
+
+
+def test_scan_folder_finds_what_imagefolder_finds_in_its_order(tmp_path):
+    """Nested folders, upper-case and unknown extensions: the same samples as torchvision's ImageFolder."""
+    for rel in ["b/x.JPG", "b/a/1.png", "b/a.jpg", "a/z/y/2.jpeg", "a/0.png", "a/notes.txt", "c/sub/3.bmp"]:
+        (tmp_path / rel).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / rel).write_bytes(b"")
+    classes, samples, skipped = images.scan_folder(tmp_path)
+    reference = ImageFolder(tmp_path)
+    assert classes == reference.classes == ["a", "b", "c"]
+    assert [(str(p), label) for p, label in samples] == reference.samples
+    assert [s.split(" (")[0] for s in skipped] == [str(tmp_path / "a" / "notes.txt")]

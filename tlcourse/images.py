@@ -51,7 +51,7 @@ import numpy as np
 import torch
 from PIL import Image, ImageOps, UnidentifiedImageError
 from torch.utils.data import Dataset
-from torchvision.datasets.folder import IMG_EXTENSIONS
+from torchvision.datasets.folder import IMG_EXTENSIONS, find_classes, has_file_allowed_extension, make_dataset
 from torchvision.transforms.v2 import functional as F
 
 from . import cache
@@ -178,20 +178,28 @@ def decode_image(path: str | Path, short_side: int | None = 256) -> torch.Tensor
 
 
 def scan_folder(root: Path) -> tuple[list[str], list[tuple[Path, int]], list[str]]:
-    """Classes, (file, label) samples and skipped files, in ImageFolder's order."""
+    """Classes, (file, label) samples and skipped files: torchvision's own ImageFolder discovery
+    (``find_classes``, ``make_dataset``), so the order and the extension rule are ImageFolder's."""
     if not root.is_dir():
         raise CourseError(f"Image folder {root} does not exist.")
-    classes = sorted(d.name for d in root.iterdir() if d.is_dir())
-    if not classes:
-        raise CourseError(f"No class folders in {root}: expected {root}/<class name>/<images>.")
-    samples, skipped = [], []
-    for label, name in enumerate(classes):
-        files = sorted(p for p in (root / name).rglob("*") if p.is_file())
-        kept = [p for p in files if p.suffix.lower() in IMG_EXTENSIONS]
-        skipped += [f"{p} (not an image type ImageFolder reads)" for p in files if p not in kept]
-        if not kept:
-            raise CourseError(f"Class folder {root / name} holds no images: add some or remove it.")
-        samples += [(p, label) for p in kept]
+    try:
+        classes, class_to_idx = find_classes(root)
+    except FileNotFoundError:
+        raise CourseError(f"No class folders in {root}: expected {root}/<class name>/<images>.") from None
+    skipped: list[str] = []
+
+    def is_image(path: str) -> bool:
+        if has_file_allowed_extension(path, IMG_EXTENSIONS):
+            return True
+        skipped.append(f"{path} (not an image type ImageFolder reads)")
+        return False
+
+    samples = [(Path(p), label) for p, label in
+               make_dataset(root, class_to_idx, is_valid_file=is_image, allow_empty=True)]
+    found = {label for _, label in samples}
+    empty = [name for label, name in enumerate(classes) if label not in found]
+    if empty:
+        raise CourseError(f"Class folder {root / empty[0]} holds no images: add some or remove it.")
     return classes, samples, skipped
 
 
