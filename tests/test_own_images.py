@@ -154,3 +154,20 @@ def test_recommendation_differs_between_photos_and_digits(monkeypatch):
         recs[kind] = guide.recommend(min(np.bincount([report.targets[i] for i in train])), sim.score)
     assert recs["photos"].strategy == "fixed features"
     assert recs["digits"].strategy == "lower-layer features"
+
+
+@pytest.mark.parametrize("strategy", ["fixed features", "lower-layer features", "fine-tune"])
+def test_run_strategy_trains_on_the_training_part_and_tests_once(tmp_path, strategy):
+    """The widget's run (section 11): every strategy runs, validation comes from the training part."""
+    from tlcourse import backbones
+
+    root = make_folder(tmp_path / "f", {"a": 8, "b": 8}, size=(48, 48))
+    report = own_images.inspect_folder(root)
+    train, test = own_images.split(report.targets)
+    spec = backbones.get_spec("efficientnet_lite0")
+    seen = []
+    model, history, acc = own_images.run_strategy(report, train, test, spec, 32, strategy, epochs=2, lr=1e-3,
+                                                  depth=3, callbacks=[seen.append])
+    assert history.epochs == 2 and len(seen) == 2 and 0.0 <= acc <= 1.0
+    with pytest.raises(ValueError, match="strategy must be one of"):
+        own_images.run_strategy(report, train, test, spec, 32, "magic", epochs=1, lr=1e-3)
