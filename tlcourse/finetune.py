@@ -10,8 +10,9 @@ Example:
 """
 from __future__ import annotations
 
-from typing import Callable
+from typing import Any, Callable, Iterable
 
+import torch
 from torch import nn
 from torch.utils.data import DataLoader, Subset
 
@@ -33,6 +34,21 @@ def make_classifier(spec: BackboneSpec, num_classes: int, pretrained: bool = Tru
     backbones.replace_head(model, spec, num_classes)
     backbones.freeze(model, spec, spec.num_blocks if trainable_blocks is None else trainable_blocks)
     return model
+
+
+def sgd_step_lr(params: Iterable[Any], lr: float, momentum: float = 0.9, step_size: int = 7,
+                gamma: float = 0.1) -> tuple[torch.optim.SGD, torch.optim.lr_scheduler.StepLR]:
+    """Lesson 02's classic recipe: SGD with momentum, the rate times ``gamma`` every ``step_size`` epochs.
+
+    ``params``: parameters or parameter groups (:func:`param_groups`). The one place the package
+    builds it (``unfreeze.fine_tune``, ``finetune_job``); the lesson writes it out itself.
+
+    >>> opt, sched = sgd_step_lr(nn.Linear(2, 2).parameters(), lr=0.1)
+    >>> opt.defaults["momentum"], sched.step_size, sched.gamma
+    (0.9, 7, 0.1)
+    """
+    optimizer = torch.optim.SGD(params, lr=lr, momentum=momentum)
+    return optimizer, torch.optim.lr_scheduler.StepLR(optimizer, step_size=step_size, gamma=gamma)
 
 
 def param_groups(model: nn.Module, spec: BackboneSpec, head_lr: float,

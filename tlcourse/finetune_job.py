@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import argparse
 
-import torch
 
 from . import backbones, distributed, finetune, images, training, transforms
 from .device import seed_everything
@@ -38,10 +37,10 @@ def main(argv: list[str] | None = None) -> float:
     model = distributed.wrap(model, device)
     train = images.hymenoptera("train", transforms.train_transform(spec, args.size))
     val = images.hymenoptera("val", transforms.eval_transform(spec, args.size))
-    opt = torch.optim.SGD([p for p in model.parameters() if p.requires_grad], lr=args.lr, momentum=0.9)
+    opt, sched = finetune.sgd_step_lr([p for p in model.parameters() if p.requires_grad], args.lr)
     history = training.fit(
         model, distributed.loader(train, args.batch_size), distributed.loader(val, 64, shuffle=False),
-        opt, args.epochs, scheduler=torch.optim.lr_scheduler.StepLR(opt, 7, 0.1), device=device,
+        opt, args.epochs, scheduler=sched, device=device,
         checkpoint_dir=args.checkpoint_dir, progress=distributed.is_main())
     if distributed.is_main():
         print(f"best val accuracy {history.best_val_acc:.3f} at epoch {history.best_epoch + 1}")

@@ -135,9 +135,8 @@ def fine_tune(spec: BackboneSpec, train_loader: Iterable, val_loader: Iterable, 
     """
     model = finetune.make_classifier(spec, num_classes, pretrained, trainable_blocks)
     thaw = GradualUnfreezing(model, spec, schedule, backbone_lr=lr) if schedule else None
-    optimizer = torch.optim.SGD(finetune.param_groups(model, spec, head_lr or lr, lr),
-                                lr=head_lr or lr, momentum=momentum)
-    scheduler = torch.optim.lr_scheduler.StepLR(optimizer, step_size=step_size, gamma=gamma)
+    optimizer, scheduler = finetune.sgd_step_lr(finetune.param_groups(model, spec, head_lr or lr, lr),
+                                                head_lr or lr, momentum, step_size, gamma)
     hooks = [thaw.attach(optimizer)] if thaw else []
     history = training.fit(model, train_loader, val_loader, optimizer, epochs, scheduler=scheduler,
                            callbacks=hooks + list(callbacks), **fit_kwargs)
