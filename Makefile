@@ -12,6 +12,9 @@ export TLCOURSE_DATA ?= $(if $(wildcard ../shared/course-data/README.md),$(abspa
 # every step; on small CPUs that made PyTorch training several times slower at random.
 export MALLOC_MMAP_MAX_ ?= 0
 export MALLOC_TRIM_THRESHOLD_ ?= 17179869184
+# One heap for all threads: with a heap per PyTorch worker thread, each kept its own freed
+# buffers and lessons peaked about 400 MB higher (benchmarks/README.md, "allocator").
+export MALLOC_ARENA_MAX ?= 1
 ROOT_FLAG := $(shell [ "$$(id -u)" = 0 ] && echo --allow-root)
 
 .PHONY: start install data lab lint test test-fast test-unit test-notebooks site site-build benchmark clean lock

@@ -266,8 +266,8 @@ def child_step() -> dict:
 
 
 def bench_malloc(runs: int) -> dict:
-    glibc_default = {"MALLOC_MMAP_MAX_": "", "MALLOC_TRIM_THRESHOLD_": ""}
-    course = {"MALLOC_MMAP_MAX_": "0", "MALLOC_TRIM_THRESHOLD_": "17179869184"}
+    glibc_default = {"MALLOC_MMAP_MAX_": "", "MALLOC_TRIM_THRESHOLD_": "", "MALLOC_ARENA_MAX": ""}
+    course = {"MALLOC_MMAP_MAX_": "0", "MALLOC_TRIM_THRESHOLD_": "17179869184", "MALLOC_ARENA_MAX": "1"}
     rows, result = [], {}
     for name, env in (("glibc default", glibc_default), ("course settings", course)):
         clean = {k: v for k, v in os.environ.items() if not k.startswith("MALLOC_")}
@@ -451,7 +451,8 @@ def main() -> None:
     import torch
 
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, {os.cpu_count()} CPUs, "
-          f"MALLOC_MMAP_MAX_={os.environ.get('MALLOC_MMAP_MAX_', '(unset)')}")
+          f"MALLOC_MMAP_MAX_={os.environ.get('MALLOC_MMAP_MAX_', '(unset)')}, "
+          f"MALLOC_ARENA_MAX={os.environ.get('MALLOC_ARENA_MAX', '(unset)')}")
     results = {}
     only = args.only.split(",")
     if "notebooks" in only:

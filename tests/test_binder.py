@@ -176,6 +176,7 @@ def test_start_sets_the_course_environment(tmp_path):
     assert not env["TLCOURSE_DATA"].startswith(str(tmp_path)), "outside $HOME"
     assert env["TLCOURSE_PROFILE"] == "quick" and env["TLCOURSE_PLATFORM"] == "binder"
     assert env["MALLOC_MMAP_MAX_"] == "0" and env["MALLOC_TRIM_THRESHOLD_"] == "17179869184"
+    assert env["MALLOC_ARENA_MAX"] == "1", "one heap for all threads: lower peak memory"
 
 
 def test_a_workflow_builds_the_binder_image_with_repo2docker():
