@@ -126,7 +126,8 @@ def site_packages(python: Path) -> Path:
 def clean_env(**extra: str) -> dict[str, str]:
     """A minimal environment: no TLCOURSE_*, Colab, Kaggle or Binder variables from the caller."""
     keep = ("PATH", "LANG", "LC_ALL", "TMPDIR", "HOME", "MALLOC_MMAP_MAX_", "MALLOC_TRIM_THRESHOLD_",
-            "MALLOC_ARENA_MAX", "PIP_INDEX_URL", "PIP_EXTRA_INDEX_URL", "PIP_FIND_LINKS", "HF_HUB_OFFLINE", "SSL_CERT_FILE")
+            "MALLOC_ARENA_MAX", "PIP_INDEX_URL", "PIP_EXTRA_INDEX_URL", "PIP_FIND_LINKS", "HF_HUB_OFFLINE",
+            "SSL_CERT_FILE")
     env = {k: v for k, v in os.environ.items() if k in keep}
     env.update(extra)
     return env
