@@ -47,3 +47,13 @@ def test_title_cell_time_matches_the_last_benchmark(path, profile):
     assert abs(stated - measured) <= TOLERANCE * measured, (
         f"{path.name}: the title says {stated:.0f} s for the {profile} profile, "
         f"the benchmark of {record['date']} measured {measured:.0f} s")
+
+
+def test_title_cells_and_readme_show_the_recorded_times():
+    """``tools/sync_times.py`` has written every recorded time into the title cells and README."""
+    import subprocess
+    import sys
+
+    out = subprocess.run([sys.executable, str(REPO / "tools" / "sync_times.py"), "--check"],
+                         capture_output=True, text=True)
+    assert out.returncode == 0, f"run `python tools/sync_times.py`:\n{out.stdout}{out.stderr}"
