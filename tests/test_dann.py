@@ -190,7 +190,7 @@ def test_accuracy_and_predictions():
 
 
 class _FakeTask:
-    """What train_method needs from a digit_splits.Task, with tiny random parts."""
+    """What train_method needs from a digit_splits.AdaptationTask, with tiny random parts."""
 
     target_name = "toy"
 

@@ -38,7 +38,7 @@ def test_tuned_sets_each_strategys_one_knob():
     assert (full.backbone_lr, full.head_lr, full.scratch_lr) == (3e-4, pytest.approx(3e-3), 1e-3)
     scratch = base.tuned("from scratch", 1e-2)
     assert (scratch.scratch_lr, scratch.head_lr, scratch.backbone_lr) == (1e-2, 1e-2, 1e-3)
-    for strategy in gm.STRATEGIES:
+    for strategy in gm.MEASURED_STRATEGIES:
         assert base.tuned(strategy, 0.5).knob(strategy) == 0.5
     with pytest.raises(ValueError):
         base.tuned("magic", 1.0)
@@ -130,7 +130,7 @@ def fake_results() -> pd.DataFrame:
            ("dissimilar", 5): [0.50, 0.70, 0.45, 0.20, 0.10], ("dissimilar", 100): [0.70, 0.93, 0.60, 0.94, 0.12]}
     rows = [{"task": "hymenoptera" if s == "similar" else "mnist", "similarity": s, "per_class": n,
              "strategy": strat, "seed": 0, "accuracy": a, "train_images": n * (2 if s == "similar" else 10)}
-            for (s, n), accs in acc.items() for strat, a in zip(gm.STRATEGIES, accs)]
+            for (s, n), accs in acc.items() for strat, a in zip(gm.MEASURED_STRATEGIES, accs)]
     return pd.DataFrame(rows)
 
 
@@ -202,7 +202,7 @@ def test_strategy_runs_on_real_digits_are_complete_and_cached(real_root):
     task = Task("mnist", similarity=0.1, image_size=32, eval_images=40)
     recipe = Recipe(min_steps=1, max_steps=1, batch_size=4)
     first = gm.run_strategies([task], {"mnist": (1, 2)}, recipe, progress=False, device=torch.device("cpu"))
-    assert first["strategy"].tolist() == list(gm.STRATEGIES) * 2 and not first["cached"].any()
+    assert first["strategy"].tolist() == list(gm.MEASURED_STRATEGIES) * 2 and not first["cached"].any()
     assert first["accuracy"].between(0, 1).all() and first["train_images"].tolist() == [10] * 5 + [20] * 5
     assert (first.loc[first["strategy"].isin(gm.FEATURE_STRATEGIES), "steps"] == 0).all()
     again = gm.run_strategies([task], {"mnist": (1, 2)}, recipe, progress=False)

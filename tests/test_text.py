@@ -186,7 +186,7 @@ def test_fine_tune_trains_on_a_tiny_problem_and_reports_train_time(model_root, t
     sents = ["great", "wonderful", "superb", "lovely", "awful", "terrible", "dreadful", "boring"] * 2
     ds = text.TokenizedText(sents, [1, 1, 1, 1, 0, 0, 0, 0] * 2, tokenizer, max_len=8)
     model = text.TextClassifier(enc)
-    hist, secs = text.fine_tune(model, text.text_loader(ds, 8), text.text_loader(ds, 16, shuffle=False),
+    hist, secs = text.fine_tune_classifier(model, text.text_loader(ds, 8), text.text_loader(ds, 16, shuffle=False),
                                 epochs=3, lr=5e-5, head_lr=1e-2, progress=False, device=torch.device("cpu"))
     assert hist.epochs == 3 and len(secs) == 3 and all(0 < s <= t for s, t in zip(secs, hist.epoch_time))
     assert hist.val_acc[-1] == 1.0 and hist.lr[-1] < 5e-5 * 0.2  # the rate decayed towards 0
@@ -228,7 +228,7 @@ def _toy_batches(n_batches=6, seed=0):
 
 def test_param_groups_skip_decay_on_bias_and_layernorm_and_give_the_head_its_rate():
     model = _Toy()
-    groups = text.param_groups(model, lr=2e-5, head_lr=1e-3, weight_decay=0.01)
+    groups = text.adamw_groups(model, lr=2e-5, head_lr=1e-3, weight_decay=0.01)
     by_id = {id(p): g for g in groups for p in g["params"]}
     assert len(by_id) == sum(1 for _ in model.parameters()), "every parameter once"
     enc_emb, ln_w, ln_b = model.encoder[0].weight, model.encoder[1].weight, model.encoder[1].bias
@@ -236,7 +236,7 @@ def test_param_groups_skip_decay_on_bias_and_layernorm_and_give_the_head_its_rat
     assert by_id[id(ln_w)]["weight_decay"] == by_id[id(ln_b)]["weight_decay"] == 0.0
     assert by_id[id(model.head.weight)]["lr"] == 1e-3 and by_id[id(model.head.bias)]["weight_decay"] == 0.0
     model.encoder.requires_grad_(False)
-    assert {id(p) for g in text.param_groups(model, 2e-5) for p in g["params"]} == {
+    assert {id(p) for g in text.adamw_groups(model, 2e-5) for p in g["params"]} == {
         id(model.head.weight), id(model.head.bias)}, "frozen parameters are left out"
 
 
@@ -248,9 +248,9 @@ def test_fine_tune_is_the_lessons_loop_step_for_step():
     helper, visible = _Toy(), _Toy()
     visible.load_state_dict(helper.state_dict())
     batches = _toy_batches()
-    hist, _ = text.fine_tune(helper, batches, batches, epochs=2, lr=0.05, head_lr=0.2, warmup=0.25,
+    hist, _ = text.fine_tune_classifier(helper, batches, batches, epochs=2, lr=0.05, head_lr=0.2, warmup=0.25,
                              max_grad_norm=0.5, progress=False, device=torch.device("cpu"))
-    optimizer = torch.optim.AdamW(text.param_groups(visible, 0.05, 0.2, 0.01), fused=True)
+    optimizer = torch.optim.AdamW(text.adamw_groups(visible, 0.05, 0.2, 0.01), fused=True)
     scheduler = get_linear_schedule_with_warmup(optimizer, int(0.25 * 12), 12)
     rates = []
     for _ in range(2):
@@ -277,7 +277,7 @@ def test_fine_tune_clips_the_gradient_norm():
     b.load_state_dict(a.state_dict())
     batches = _toy_batches(2)
     kw = dict(epochs=1, lr=0.05, warmup=None, progress=False, device=torch.device("cpu"))
-    text.fine_tune(a, batches, batches, max_grad_norm=None, **kw)
-    text.fine_tune(b, batches, batches, max_grad_norm=1e-4, **kw)
+    text.fine_tune_classifier(a, batches, batches, max_grad_norm=None, **kw)
+    text.fine_tune_classifier(b, batches, batches, max_grad_norm=1e-4, **kw)
     # Adam divides by the gradient's running scale, so clipping changes the steps but not by much
     assert not torch.equal(a.head.weight, b.head.weight)

@@ -267,14 +267,18 @@ def output_dim(module: nn.Module, size: int = 64) -> int:
     return int(out.shape[1])
 
 
-def count_params(model: nn.Module) -> int:
-    """All parameters."""
-    return sum(p.numel() for p in model.parameters())
+def count_params(model: nn.Module, trainable_only: bool = False) -> int:
+    """All parameters (only those an optimizer would update if ``trainable_only``).
+
+    >>> count_params(nn.Linear(3, 2)), count_params(nn.Linear(3, 2).requires_grad_(False), trainable_only=True)
+    (8, 0)
+    """
+    return sum(p.numel() for p in model.parameters() if p.requires_grad or not trainable_only)
 
 
 def count_trainable(model: nn.Module) -> int:
     """Parameters that an optimizer would update."""
-    return sum(p.numel() for p in model.parameters() if p.requires_grad)
+    return count_params(model, trainable_only=True)
 
 
 def describe(spec: BackboneSpec) -> str:

@@ -38,9 +38,9 @@ from matplotlib.figure import Figure
 from torch import nn
 
 from . import plots
+from .digit_splits import Data  # uint8 images (N, 3, H, W), labels (N,)
 from .device import autocast, optimizer_step, pick_device, seed_everything
 
-Data = tuple[torch.Tensor, torch.Tensor]  # uint8 images (N, 3, H, W), labels (N,)
 METHODS = ("source only", "target batches in BN (λ = 0)", "DANN", "target oracle")
 
 
@@ -350,7 +350,7 @@ def train_dann(model: DANN, source: Data, target_x: torch.Tensor, *, epochs: int
 
 def train_method(method: str, task: Any, *, seed: int = 0, model_kw: dict | None = None,
                  **train_kw: Any) -> tuple[DANN, DannHistory]:
-    """Train one of :data:`METHODS` on a :class:`tlcourse.digit_splits.Task`; return (model, history).
+    """Train one of :data:`METHODS` on a :class:`tlcourse.digit_splits.AdaptationTask`; return (model, history).
 
     - ``'source only'``: labelled source images; the target images only feed
       the watching domain classifier.

@@ -50,11 +50,12 @@ TRAIN_FILES = {"mnist": "train-images-idx3-ubyte.gz", "mnist_m": "mnist_m_train_
                "usps": "usps.bz2"}
 FETCH_HINT = f"{FETCH_COMMAND} mnist mnist_m usps"
 
+#: uint8 images (N, 3, H, W) and their labels (N,).
 Data = tuple[torch.Tensor, torch.Tensor]
 
 
 @dataclass
-class Task:
+class AdaptationTask:
     """One adaptation problem: uint8 images (N, 3, size, size) and labels for each part.
 
     ``indices`` (cut from the test splits only) holds, for each part, the
@@ -174,7 +175,7 @@ def _from_test_splits(target: str, sizes: dict[str, int], seed: int, size: int
 
 def make_task(target: str, sizes: dict[str, int], seed: int = 0, canonical: bool | None = None,
               size: int = 32, test_sizes: dict[str, int] | None = None,
-              source: Task | None = None) -> Task:
+              source: AdaptationTask | None = None) -> AdaptationTask:
     """MNIST (labelled source) → ``target`` (``'mnist_m'`` or ``'usps'``), split into :data:`PARTS`.
 
     Args:
@@ -184,7 +185,7 @@ def make_task(target: str, sizes: dict[str, int], seed: int = 0, canonical: bool
             names what to fetch when they are missing); ``False`` cuts disjoint
             parts from the test splits; ``None`` uses the canonical splits when
             both train splits are in the data root, and otherwise falls back to
-            the test splits and says so in :attr:`Task.note`.
+            the test splits and says so in :attr:`AdaptationTask.note`.
         size: image side in pixels (28 or 32 for these networks).
         test_sizes: the sizes to use when cutting from the test splits
             (default ``sizes``): the test splits hold fewer images.
@@ -217,4 +218,4 @@ def make_task(target: str, sizes: dict[str, int], seed: int = 0, canonical: bool
         parts.update(source=source["source"], source_eval=source["source_eval"])
         indices.pop("source", None), indices.pop("source_eval", None)
         note += f"; source parts shared with the mnist → {source.target_name} task"
-    return Task("mnist", target, parts, canonical, note, indices)
+    return AdaptationTask("mnist", target, parts, canonical, note, indices)

@@ -61,9 +61,9 @@ if TYPE_CHECKING:
     from .backbones import BackboneSpec
 
 #: The strategies measured, cheapest first.
-STRATEGIES = ("fixed features", "lower-layer features", "partial fine-tune", "full fine-tune", "from scratch")
+MEASURED_STRATEGIES = ("fixed features", "lower-layer features", "partial fine-tune", "full fine-tune", "from scratch")
 #: The two that train only a classifier on frozen features.
-FEATURE_STRATEGIES = STRATEGIES[:2]
+FEATURE_STRATEGIES = MEASURED_STRATEGIES[:2]
 #: Which measured strategies carry out each recommendation of the lesson-00 guide.
 GUIDE_STRATEGIES = {"fixed features": ("fixed features",),
                     "lower-layer features": ("lower-layer features",),
@@ -178,8 +178,8 @@ class Recipe:
             return replace(self, C=value)
         if strategy == "from scratch":
             return replace(self, scratch_lr=value, head_lr=value)
-        if strategy not in STRATEGIES:
-            raise ValueError(f"unknown strategy {strategy!r}; choose from {STRATEGIES}")
+        if strategy not in MEASURED_STRATEGIES:
+            raise ValueError(f"unknown strategy {strategy!r}; choose from {MEASURED_STRATEGIES}")
         return replace(self, backbone_lr=value, head_lr=10 * value)
 
     def settings(self, strategy: str) -> dict:
@@ -467,13 +467,13 @@ def _execute(jobs: list[tuple[Task, int, str, int, Recipe]], spec: "BackboneSpec
 
 
 def _check_strategies(strategies: Sequence[str]) -> None:
-    unknown = set(strategies) - set(STRATEGIES)
+    unknown = set(strategies) - set(MEASURED_STRATEGIES)
     if unknown:
-        raise ValueError(f"unknown strategies {sorted(unknown)}; choose from {STRATEGIES}")
+        raise ValueError(f"unknown strategies {sorted(unknown)}; choose from {MEASURED_STRATEGIES}")
 
 
 def run_strategies(tasks: Sequence[Task], sizes: dict[str, Sequence[int]], recipe: Recipe,
-                   strategies: Sequence[str] = STRATEGIES, seeds: Sequence[int] = (0,),
+                   strategies: Sequence[str] = MEASURED_STRATEGIES, seeds: Sequence[int] = (0,),
                    spec: "BackboneSpec | None" = None, device: torch.device | None = None,
                    progress: bool = True, rates: dict[tuple[str, str], float] | None = None) -> pd.DataFrame:
     """Every task x size x strategy x seed, one row each (accuracy, knob, steps, seconds, cached or not).
@@ -542,7 +542,7 @@ def mean_table(table: pd.DataFrame) -> pd.DataFrame:
     """Accuracy averaged over seeds: rows (similarity, per_class), one column per strategy."""
     wide = table.pivot_table(index=["similarity", "per_class"], columns="strategy", values="accuracy",
                              aggfunc="mean")
-    return wide[[s for s in STRATEGIES if s in wide.columns]]
+    return wide[[s for s in MEASURED_STRATEGIES if s in wide.columns]]
 
 
 def compare_with_guide(table: pd.DataFrame, similarity: dict[str, float], tolerance: float = 0.02
@@ -614,9 +614,9 @@ def plot_strategies(table: pd.DataFrame, titles: dict[str, str] | None = None,
     fig, axes = plt.subplots(1, len(panels), figsize=(6.4 * len(panels), 4.4), squeeze=False, sharey=True)
     for ax, alike in zip(axes[0], panels):
         part = table[table["similarity"] == alike]
-        for strategy in (s for s in STRATEGIES if s in set(part["strategy"])):
+        for strategy in (s for s in MEASURED_STRATEGIES if s in set(part["strategy"])):
             stats = part[part["strategy"] == strategy].groupby("per_class")["accuracy"].agg(["mean", "min", "max"])
-            colour = f"C{STRATEGIES.index(strategy)}"
+            colour = f"C{MEASURED_STRATEGIES.index(strategy)}"
             ax.plot(stats.index, stats["mean"], "o-", color=colour, label=strategy)
             ax.fill_between(stats.index, stats["min"], stats["max"], color=colour, alpha=0.15)
         if verdict is not None:
@@ -693,11 +693,11 @@ def plot_at_size(table: pd.DataFrame, per_class: int, verdict: pd.DataFrame | No
         if verdict is not None:
             hit = verdict[(verdict["similarity"] == alike) & (verdict["per_class"] == per_class)]
             pick = GUIDE_STRATEGIES.get(hit["guide says"].iloc[0], ()) if len(hit) else ()
-        xs = np.arange(len(STRATEGIES)) + (j - (len(alikes) - 1) / 2) * width
-        edges = ["k" if s in pick else "none" for s in STRATEGIES]
-        ax.bar(xs, [acc.get(s, np.nan) for s in STRATEGIES], width, color=f"C{j}", edgecolor=edges,
+        xs = np.arange(len(MEASURED_STRATEGIES)) + (j - (len(alikes) - 1) / 2) * width
+        edges = ["k" if s in pick else "none" for s in MEASURED_STRATEGIES]
+        ax.bar(xs, [acc.get(s, np.nan) for s in MEASURED_STRATEGIES], width, color=f"C{j}", edgecolor=edges,
                linewidth=2, label=alike)
-    ax.set_xticks(np.arange(len(STRATEGIES)), STRATEGIES, fontsize=8)
+    ax.set_xticks(np.arange(len(MEASURED_STRATEGIES)), MEASURED_STRATEGIES, fontsize=8)
     ax.set(ylim=(0, 1), ylabel="accuracy", title=f"{per_class} labelled images per class "
            "(black edge: the guide's pick)")
     ax.legend(fontsize=8)

@@ -31,13 +31,12 @@ import pandas as pd
 import torch
 
 from . import images
+from .heads import FeatureSet
 from .widgets import WidgetValueError, check_range
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
-#: A feature table (N, D) and its labels (N,).
-FeatureSet = tuple[torch.Tensor, torch.Tensor]
 
 #: A trial: (lr, batch_size) -> (holdout score used to choose, test accuracy only reported).
 Trial = Callable[[float, int], tuple[float, float]]

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import io
 import math
-import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Iterable
 
@@ -94,28 +93,22 @@ def state_dict_bytes(model: nn.Module) -> int:
 @torch.inference_mode()
 def images_per_second(model: nn.Module, size: int = 160, batch: int = 16, repeats: int = 3,
                       device: torch.device | None = None) -> float:
-    """Forward-pass throughput: best of ``repeats`` timed batches after a warm-up, on ``device``.
+    """Forward-pass throughput on ``device``: ``repeats`` timed batches after two warm-up ones.
 
-    The best (not the mean) is reported because other programs on the machine
-    can only make a run slower, never faster.
+    ``torch.utils.benchmark.Timer`` does the timing: it warms up (first calls allocate
+    memory and pick kernels), synchronises CUDA and uses as many threads as the notebook does.
 
     >>> images_per_second(nn.Conv2d(3, 4, 3), size=32, batch=2, repeats=1) > 0
     True
     """
+    from torch.utils import benchmark
+
     check_range("repeats", repeats, 1, 100, kind=int)
     device = device or pick_device()
     model = model.to(device).eval()
     x = torch.randn(batch, 3, size, size, device=device)
-    sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
-    model(x)  # warm-up: first calls allocate memory and pick kernels
-    sync()
-    best = math.inf
-    for _ in range(repeats):
-        start = time.perf_counter()
-        model(x)
-        sync()
-        best = min(best, time.perf_counter() - start)
-    return batch / best
+    timer = benchmark.Timer("model(x)", globals={"model": model, "x": x}, num_threads=torch.get_num_threads())
+    return batch / timer.timeit(repeats).mean
 
 
 def fixed_feature_accuracy(variant: Variant, size: int = 160, C: float = 1.0) -> float:

@@ -11,8 +11,8 @@
   :class:`TextClassifier` = encoder + mean pooling + dropout + linear head.
 * **Frozen encoder**: :func:`sst2_embeddings` runs the encoder once and caches the
   pooled sentence vectors on disk; a classifier is then trained on the table.
-* **Fine-tuning**: :func:`fine_tune` is lesson 03's hand-written loop (section 6, "The training
-  loop, written out") with progress bars and a history: AdamW with :func:`param_groups` (no
+* **Fine-tuning**: :func:`fine_tune_classifier` is lesson 03's hand-written loop (section 6, "The training
+  loop, written out") with progress bars and a history: AdamW with :func:`adamw_groups` (no
   weight decay on biases and LayerNorm), ``transformers.get_linear_schedule_with_warmup``,
   gradient clipping; :func:`predict_proba` and :func:`confident_mistakes` read the errors.
 
@@ -35,11 +35,13 @@ import numpy as np
 import pandas as pd
 import torch
 from torch import nn
+from torch.nn.utils.rnn import pad_sequence
 from torch.utils.data import DataLoader, Dataset, Sampler
 from tqdm.auto import tqdm
 
 from . import config, registry, training
-from .device import autocast, optimizer_step, pick_device, seed_everything
+from .backbones import count_params  # noqa: F401 (lesson 03 calls text.count_params)
+from .device import autocast, pick_device, seed_everything
 from .errors import CourseError, ModelUnavailableError
 
 #: The larger BERT the lesson names for a GPU (110 M parameters, hidden size 768).
@@ -134,6 +136,9 @@ class TokenizedText(Dataset):
 def pad_collate(items: list[dict[str, torch.Tensor]], pad_id: int = 0) -> dict[str, torch.Tensor]:
     """Stack a batch, padding ``input_ids`` with ``pad_id`` and the mask with 0 to the longest item.
 
+    What 🤗 ``DataCollatorWithPadding`` does in lesson 03 (section 4), without needing the
+    tokenizer: :class:`TokenizedText` items already hold tensors, so ``pad_sequence`` suffices.
+
     >>> b = pad_collate([{"input_ids": torch.tensor([5, 6, 7]), "attention_mask": torch.ones(3, dtype=torch.long),
     ...                   "labels": torch.tensor(1)},
     ...                  {"input_ids": torch.tensor([5]), "attention_mask": torch.ones(1, dtype=torch.long),
@@ -141,12 +146,8 @@ def pad_collate(items: list[dict[str, torch.Tensor]], pad_id: int = 0) -> dict[s
     >>> b["input_ids"].tolist(), b["attention_mask"].tolist()
     ([[5, 6, 7], [5, 0, 0]], [[1, 1, 1], [1, 0, 0]])
     """
-    width = max(len(it["input_ids"]) for it in items)
-    ids = torch.full((len(items), width), pad_id, dtype=torch.long)
-    mask = torch.zeros((len(items), width), dtype=torch.long)
-    for row, it in enumerate(items):
-        n = len(it["input_ids"])
-        ids[row, :n], mask[row, :n] = it["input_ids"], it["attention_mask"]
+    ids = pad_sequence([it["input_ids"] for it in items], batch_first=True, padding_value=pad_id)
+    mask = pad_sequence([it["attention_mask"] for it in items], batch_first=True, padding_value=0)
     return {"input_ids": ids, "attention_mask": mask, "labels": torch.stack([it["labels"] for it in items])}
 
 
@@ -332,11 +333,6 @@ class TextClassifier(nn.Module):
         return self.head(self.dropout(self.embed(input_ids, attention_mask)))
 
 
-def count_params(model: nn.Module, trainable_only: bool = False) -> int:
-    """Number of parameters (only those with gradients if ``trainable_only``)."""
-    return sum(p.numel() for p in model.parameters() if p.requires_grad or not trainable_only)
-
-
 # --------------------------------------------------------------------------- frozen encoder
 @torch.inference_mode()
 def embed(encoder: nn.Module, dataset: TokenizedText, batch_size: int = 32,
@@ -414,7 +410,7 @@ def no_decay(module: nn.Module) -> set[str]:
     return names
 
 
-def param_groups(model: nn.Module, lr: float, head_lr: float | None = None, weight_decay: float = 0.01
+def adamw_groups(model: nn.Module, lr: float, head_lr: float | None = None, weight_decay: float = 0.01
                  ) -> list[dict[str, Any]]:
     """AdamW parameter groups of a model with ``encoder`` and ``head``: lesson 03's set-up.
 
@@ -424,7 +420,7 @@ def param_groups(model: nn.Module, lr: float, head_lr: float | None = None, weig
     as in the BERT paper and 🤗 ``Trainer``. Frozen parameters are left out.
 
     >>> m = nn.Module(); m.encoder, m.head = nn.LayerNorm(4), nn.Linear(4, 2)
-    >>> [(len(g["params"]), g["lr"], g["weight_decay"]) for g in param_groups(m, 2e-5, 1e-3)]
+    >>> [(len(g["params"]), g["lr"], g["weight_decay"]) for g in adamw_groups(m, 2e-5, 1e-3)]
     [(2, 2e-05, 0.0), (1, 0.001, 0.01), (1, 0.001, 0.0)]
     """
     groups = []
@@ -435,7 +431,7 @@ def param_groups(model: nn.Module, lr: float, head_lr: float | None = None, weig
     return [g for g in groups if g["params"]]
 
 
-def fine_tune(model: nn.Module, train_loader: Iterable, val_loader: Iterable, epochs: int = 1,
+def fine_tune_classifier(model: nn.Module, train_loader: Iterable, val_loader: Iterable, epochs: int = 1,
               lr: float = 2e-5, head_lr: float | None = None, weight_decay: float = 0.01,
               warmup: float | None = 0.1, max_grad_norm: float | None = 1.0,
               callbacks: Iterable[Callable] = (), progress: bool = True,
@@ -447,7 +443,7 @@ def fine_tune(model: nn.Module, train_loader: Iterable, val_loader: Iterable, ep
     on CUDA, a :class:`~tlcourse.training.History` and ``callbacks`` (live curves) after
     each epoch:
 
-    * AdamW over :func:`param_groups` (``lr`` for the encoder, ``head_lr`` for the head,
+    * AdamW over :func:`adamw_groups` (``lr`` for the encoder, ``head_lr`` for the head,
       no decay on biases and LayerNorm), fused on CPU and CUDA (about 4x faster steps);
     * ``transformers.get_linear_schedule_with_warmup``: the rates grow linearly from 0
       over the first ``warmup`` share of the steps, then fall linearly to 0 at the last
@@ -456,8 +452,9 @@ def fine_tune(model: nn.Module, train_loader: Iterable, val_loader: Iterable, ep
       ``max_grad_norm`` (None: no clipping), optimizer step, scheduler step, ``zero_grad``;
     * after each epoch, loss and accuracy on ``val_loader``.
 
-    ``model`` is called as ``model(input_ids, attention_mask)`` on batches that are dicts
-    with ``input_ids``, ``attention_mask`` and ``labels``. No copy of the best epoch's
+    The loop itself is :func:`tlcourse.training.fit` (``step_scheduler``, ``clip_norm``):
+    the course has one fit loop. ``model`` is called as ``model(input_ids=..., attention_mask=...)``
+    on batches that are mappings with ``input_ids``, ``attention_mask`` and ``labels``. No copy of the best epoch's
     weights is kept (90 MB more for MiniLM, too much for a 2 GB notebook server): the
     model ends with the *last* epoch's weights, whose dev accuracy is ``history.val_acc[-1]``.
     Returns the history and the seconds of each epoch's *training* phase alone.
@@ -468,40 +465,17 @@ def fine_tune(model: nn.Module, train_loader: Iterable, val_loader: Iterable, ep
     model.to(device)
     # The fused kernel updates all weights in one pass: on a CPU about 4x faster than the
     # default loop over tensors (a third of a training step for a model this small).
-    optimizer = torch.optim.AdamW(param_groups(model, lr, head_lr, weight_decay),
+    optimizer = torch.optim.AdamW(adamw_groups(model, lr, head_lr, weight_decay),
                                   fused=device.type in ("cpu", "cuda"))
     total = epochs * len(train_loader)
     scheduler = (get_constant_schedule(optimizer) if warmup is None else
                  get_linear_schedule_with_warmup(optimizer, int(warmup * total), total))
-    history, train_seconds, loss_fn = training.History(), [], nn.CrossEntropyLoss()
-    for epoch in range(epochs):
-        start = time.perf_counter()
-        model.train()
-        loss_sum, correct, seen = 0.0, 0, 0
-        for batch in tqdm(train_loader, desc=f"epoch {epoch + 1} train", leave=False, disable=not progress):
-            ids, mask, labels = (batch[k].to(device) for k in ("input_ids", "attention_mask", "labels"))
-            with autocast(device):
-                logits = model(ids, mask)
-                loss = loss_fn(logits, labels)
-            # backward, clip, step: loss-scaled when a GPU trains in float16 (the fit loop's step)
-            optimizer_step(loss, optimizer, device, clip_norm=max_grad_norm, parameters=model.parameters())
-            scheduler.step()
-            optimizer.zero_grad()
-            loss_sum += loss.item() * len(labels)
-            correct += (logits.argmax(1) == labels).sum().item()
-            seen += len(labels)
-        train_seconds.append(time.perf_counter() - start)
-        va = evaluate(model, val_loader, device, progress, desc=f"epoch {epoch + 1} val")
-        history.lr.append(optimizer.param_groups[0]["lr"])
-        for key, value in zip(("train_loss", "train_acc", "val_loss", "val_acc"),
-                              (loss_sum / max(seen, 1), correct / max(seen, 1), *va)):
-            getattr(history, key).append(value)
-        history.epoch_time.append(time.perf_counter() - start)
-        if va[1] > history.best_val_acc or history.best_epoch < 0:
-            history.best_val_acc, history.best_epoch = va[1], epoch
-        for cb in callbacks:
-            cb(history)
-    return history, train_seconds
+    # The course's one fit loop, with the schedule stepped per step and the gradient clipped;
+    # restore_best=False: no 90 MB copy of the best weights, the model ends with the last epoch's.
+    history = training.fit(model, train_loader, val_loader, optimizer, epochs, step_scheduler=scheduler,
+                           clip_norm=max_grad_norm, restore_best=False, device=device,
+                           callbacks=callbacks, progress=progress)
+    return history, history.train_time
 
 
 @torch.inference_mode()
@@ -616,7 +590,7 @@ def run_approach(approach: str, model_name: str | None = None, lr: float = 2e-5,
             loaders = (text_loader(TokenizedText.from_frame(rows, tokenizer, max_len), batch_size,
                                    max_tokens=max_tokens),
                        text_loader(TokenizedText.from_frame(load_sst2("dev"), tokenizer, max_len), 32, False))
-            history, _ = fine_tune(model, *loaders, epochs=epochs, lr=lr, head_lr=head_lr,
+            history, _ = fine_tune_classifier(model, *loaders, epochs=epochs, lr=lr, head_lr=head_lr,
                                    callbacks=callbacks, progress=progress)
             acc = history.val_acc[-1]
     return {"approach": approach, "model": model_name, "dev_acc": acc, "seconds": t.seconds,

@@ -24,7 +24,7 @@ import copy
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterable
+from typing import Any, Callable, Iterable, Mapping
 
 import torch
 from torch import nn
@@ -46,7 +46,8 @@ class History:
     val_loss: list[float] = field(default_factory=list)
     val_acc: list[float] = field(default_factory=list)
     lr: list[float] = field(default_factory=list)
-    epoch_time: list[float] = field(default_factory=list)
+    epoch_time: list[float] = field(default_factory=list)  # train + val phase
+    train_time: list[float] = field(default_factory=list)  # the training phase alone
     best_epoch: int = -1
     best_val_acc: float = 0.0
     stopped_early: bool = False
@@ -82,7 +83,7 @@ class History:
 def _to(batch: Any, device: torch.device) -> Any:
     if isinstance(batch, torch.Tensor):
         return batch.to(device, non_blocking=True)
-    if isinstance(batch, dict):
+    if isinstance(batch, Mapping):  # a dict, or 🤗's BatchEncoding (a UserDict, not a dict)
         return {k: _to(v, device) for k, v in batch.items()}
     if isinstance(batch, (list, tuple)):
         return type(batch)(_to(v, device) for v in batch)
@@ -90,8 +91,8 @@ def _to(batch: Any, device: torch.device) -> Any:
 
 
 def split_batch(batch: Any) -> tuple[Any, torch.Tensor]:
-    """``(inputs, labels)`` from an ``(x, y)`` pair or a dict with a ``labels`` key."""
-    if isinstance(batch, dict):
+    """``(inputs, labels)`` from an ``(x, y)`` pair or a mapping with a ``labels`` key."""
+    if isinstance(batch, Mapping):
         inputs = {k: v for k, v in batch.items() if k != "labels"}
         return inputs, batch["labels"]
     inputs, labels = batch[0], batch[1]
@@ -113,8 +114,13 @@ def _length(loader: Iterable) -> int | None:
 
 def run_epoch(model: nn.Module, loader: Iterable, loss_fn: Callable, device: torch.device,
               optimizer: torch.optim.Optimizer | None = None, desc: str = "",
-              progress: bool = True) -> tuple[float, float]:
-    """One pass over ``loader``; trains when an optimizer is given. Returns (loss, accuracy)."""
+              progress: bool = True, *, step_scheduler: Any = None,
+              clip_norm: float | None = None) -> tuple[float, float]:
+    """One pass over ``loader``; trains when an optimizer is given. Returns (loss, accuracy).
+
+    While training, ``clip_norm`` clips the gradient norm before every step and
+    ``step_scheduler`` (a per-step schedule such as warm-up then decay) steps after it.
+    """
     training = optimizer is not None
     model.train(training)
     total_loss, correct, seen = torch.zeros(()), torch.zeros((), dtype=torch.long), 0
@@ -131,7 +137,11 @@ def run_epoch(model: nn.Module, loader: Iterable, loss_fn: Callable, device: tor
                 loss = loss_fn(logits, labels)
             if training:
                 optimizer.zero_grad(set_to_none=True)
-                optimizer_step(loss, optimizer, device)  # backward + step (loss-scaled in float16)
+                # backward + step (loss-scaled in float16), the gradient norm clipped first
+                optimizer_step(loss, optimizer, device, clip_norm=clip_norm,
+                               parameters=model.parameters() if clip_norm is not None else None)
+                if step_scheduler is not None:
+                    step_scheduler.step()
             n = labels.shape[0]
             total_loss += loss.detach().float().cpu() * n
             if labels.dim() == 1:  # hard labels; soft (MixUp) labels have no accuracy
@@ -230,8 +240,8 @@ def load_weights(model: nn.Module, path: str | Path) -> nn.Module:
 # --------------------------------------------------------------------------- fit
 def fit(model: nn.Module, train_loader: Iterable, val_loader: Iterable,
         optimizer: torch.optim.Optimizer, epochs: int, *,
-        loss_fn: Callable | None = None, scheduler: Any = None,
-        patience: int | None = None, checkpoint_dir: str | Path | None = None,
+        loss_fn: Callable | None = None, scheduler: Any = None, step_scheduler: Any = None,
+        clip_norm: float | None = None, patience: int | None = None, checkpoint_dir: str | Path | None = None,
         resume: bool = False, device: torch.device | None = None,
         callbacks: Iterable[Callable[[History], None]] = (), progress: bool = True,
         restore_best: bool = True) -> History:
@@ -246,6 +256,9 @@ def fit(model: nn.Module, train_loader: Iterable, val_loader: Iterable,
     and batches both give the same history (losses within 1e-5 on a CPU, accuracies equal).
 
     Args:
+        scheduler: stepped once per epoch (StepLR, lesson 02).
+        step_scheduler: stepped after every optimizer step (warm-up then decay, lesson 03).
+        clip_norm: clip the gradient norm to this before every step (None: no clipping).
         patience: stop after this many epochs without a better val accuracy.
         checkpoint_dir: writes ``last.pt`` (resumable) after every epoch and
             ``best.pt`` (weights only) at every new best.
@@ -259,14 +272,16 @@ def fit(model: nn.Module, train_loader: Iterable, val_loader: Iterable,
     model.to(device)
     loss_fn = loss_fn or nn.CrossEntropyLoss()
     history, start = History(), 0
-    best_state = copy.deepcopy(unwrap(model).state_dict())  # plain keys: loads without DDP too
     last = Path(checkpoint_dir) / "last.pt" if checkpoint_dir else None
+    keep_best = restore_best or last is not None  # a copy of the weights: 90 MB for MiniLM, skip it if unused
+    best_state = copy.deepcopy(unwrap(model).state_dict()) if keep_best else None  # plain keys: loads without DDP
     if resume and last and last.exists():
         ckpt = load_checkpoint(last)
         load_state(model, ckpt["model"])  # a DDP or a plain checkpoint
         optimizer.load_state_dict(ckpt["optimizer"])
-        if scheduler is not None and ckpt.get("scheduler"):
-            scheduler.load_state_dict(ckpt["scheduler"])
+        for sched, key in ((scheduler, "scheduler"), (step_scheduler, "step_scheduler")):
+            if sched is not None and ckpt.get(key):
+                sched.load_state_dict(ckpt[key])
         history = History(**ckpt["history"])
         best_state = ckpt["best_model"]
         torch.set_rng_state(ckpt["rng"])
@@ -280,7 +295,9 @@ def fit(model: nn.Module, train_loader: Iterable, val_loader: Iterable,
             sampler = getattr(train_loader, "sampler", None)
             if hasattr(sampler, "set_epoch"):  # DistributedSampler: a new shuffle each epoch
                 sampler.set_epoch(epoch)
-            tr = run_epoch(model, train_loader, loss_fn, device, optimizer, f"epoch {epoch + 1} train", progress)
+            tr = run_epoch(model, train_loader, loss_fn, device, optimizer, f"epoch {epoch + 1} train", progress,
+                           step_scheduler=step_scheduler, clip_norm=clip_norm)
+            history.train_time.append(time.perf_counter() - t0)
             va = run_epoch(model, val_loader, loss_fn, device, None, f"epoch {epoch + 1} val", progress)
             history.lr.append(optimizer.param_groups[0]["lr"])
             if scheduler is not None:
@@ -290,7 +307,8 @@ def fit(model: nn.Module, train_loader: Iterable, val_loader: Iterable,
             history.epoch_time.append(time.perf_counter() - t0)
             if va[1] > history.best_val_acc or history.best_epoch < 0:
                 history.best_val_acc, history.best_epoch = va[1], epoch
-                best_state = copy.deepcopy(unwrap(model).state_dict())
+                if keep_best:
+                    best_state = copy.deepcopy(unwrap(model).state_dict())
                 if checkpoint_dir:
                     save_checkpoint(Path(checkpoint_dir) / "best.pt", model=best_state)
             if patience is not None and epoch - history.best_epoch >= patience:
@@ -298,6 +316,7 @@ def fit(model: nn.Module, train_loader: Iterable, val_loader: Iterable,
             if last:
                 save_checkpoint(last, model=unwrap(model).state_dict(), optimizer=optimizer.state_dict(),
                                 scheduler=scheduler.state_dict() if scheduler is not None else None,
+                                step_scheduler=step_scheduler.state_dict() if step_scheduler is not None else None,
                                 history=history.to_dict(), best_model=best_state, rng=torch.get_rng_state())
             for cb in callbacks:
                 cb(history)
