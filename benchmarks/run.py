@@ -70,10 +70,10 @@ def in_subprocess(section: str, env: dict | None = None) -> dict:
 # --------------------------------------------------------------------------- notebooks
 def run_notebook(path: Path, profile: str = "quick") -> dict:
     """Execute one notebook in a child process; wall time and the kernel's peak memory."""
-    code = ("import os, sys, nbformat; from nbclient import NotebookClient; "
+    # tools/nbexec.py: nbclient waiting in 1 s slices (it missed a reply in lesson 04 and hung)
+    code = (f"import os, sys, nbformat; sys.path.insert(0, {str(REPO / 'tools')!r}); import nbexec; "
             "nb = nbformat.read(sys.argv[1], 4); "
-            "c = NotebookClient(nb, timeout=int(os.environ.get('BENCH_CELL_TIMEOUT', '3600')), kernel_name='python3', allow_errors=True, "
-            "resources={'metadata': {'path': sys.argv[2]}}); c.execute(); "
+            "nbexec.execute(nb, cwd=sys.argv[2], timeout=int(os.environ.get('BENCH_CELL_TIMEOUT', '3600'))); "
             "import os; d = os.environ.get('BENCH_SAVE_DIR'); "
             "d and nbformat.write(nb, os.path.join(d, os.path.basename(sys.argv[1]))); "
             "errs = [o for cell in nb.cells for o in cell.get('outputs', []) if o.get('output_type') == 'error']; "

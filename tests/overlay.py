@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
 import subprocess
 import sys
 import sysconfig
@@ -64,12 +65,10 @@ def pip_install(python: Path, *args: str, timeout: float = 600) -> subprocess.Co
 DRIVER = r'''
 import json, sys
 import nbformat
-from nbclient import NotebookClient
+import nbexec  # tools/nbexec.py, copied beside this driver: nbclient that cannot miss a reply
 nb = nbformat.read(sys.argv[1], as_version=4)
-client = NotebookClient(nb, kernel_name=sys.argv[3], timeout=900, allow_errors=False,
-                        resources={"metadata": {"path": sys.argv[4]}})
 try:
-    client.execute()
+    nbexec.execute(nb, cwd=sys.argv[4], timeout=900, kernel_name=sys.argv[3], allow_errors=False)
 finally:
     nbformat.write(nb, sys.argv[2])
 '''
@@ -89,6 +88,7 @@ def run_notebook(python: Path, notebook: Path, workdir: Path, env: dict[str, str
         '"display_name": "overlay", "language": "python"}' % python)
     driver = workdir / "run_notebook.py"
     driver.write_text(DRIVER)
+    shutil.copy(Path(__file__).resolve().parents[1] / "tools" / "nbexec.py", workdir / "nbexec.py")
     executed = workdir / f"{notebook.stem}.out.ipynb"
     env = {**env, "JUPYTER_PATH": str(workdir / "jupyter"), "PYTHONDONTWRITEBYTECODE": "1"}
     result = subprocess.run([str(python), str(driver), str(notebook), str(executed), "overlay", str(workdir)],
