@@ -3,6 +3,7 @@ import asyncio
 import queue
 import sys
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import nbformat
@@ -10,6 +11,12 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tools"))
 import nbexec  # noqa: E402
+
+
+def run(coro):
+    """Run ``coro`` to the end in a thread of its own: an earlier test may have left this thread's loop running."""
+    with ThreadPoolExecutor(1) as pool:
+        return pool.submit(asyncio.run, coro).result()
 
 
 class Channel:
@@ -31,7 +38,7 @@ def test_a_message_that_did_not_wake_the_wait_is_picked_up_by_the_next_slice():
     ch = Channel(arrives_after=0.05)
     nbexec.wait_in_slices(ch, slice_s=0.1)
     start = time.monotonic()
-    assert asyncio.run(ch.get_msg(timeout=30))["msg_type"] == "execute_reply"
+    assert run(ch.get_msg(timeout=30))["msg_type"] == "execute_reply"
     assert time.monotonic() - start < 1.0 and len(ch.waits) == 2  # not the 30 s of the timeout
 
 
@@ -40,7 +47,7 @@ def test_the_total_timeout_and_its_empty_are_kept():
     nbexec.wait_in_slices(ch, slice_s=0.1)
     start = time.monotonic()
     with pytest.raises(queue.Empty):
-        asyncio.run(ch.get_msg(timeout=0.35))
+        run(ch.get_msg(timeout=0.35))
     assert 0.3 <= time.monotonic() - start < 1.0 and all(w <= 0.1 for w in ch.waits)
 
 
