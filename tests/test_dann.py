@@ -9,6 +9,7 @@ import torch.nn.functional as F
 
 from tlcourse import dann
 from tlcourse.dann import DANN, GradientReversal, dann_step, grad_reverse, lambda_schedule, train_dann
+from tlcourse.training import History
 
 
 @pytest.fixture(autouse=True)
@@ -137,12 +138,13 @@ def test_train_dann_records_every_epoch_and_follows_the_schedule():
     h = train_dann(DANN(widths=(4, 6), hidden=(8,), domain_hidden=(8,)), (x, y), _images(64, colour=True),
                    epochs=3, batch_size=16, max_lambda=0.5, eval_data=(x, y), device="cpu",
                    callbacks=[lambda hist: seen.append(hist.epochs)])
-    assert seen == [1, 2, 3] and h.epochs == 3 and len(h.target_acc) == 3 and len(h.domain_acc) == 3
-    assert 0 < h.lambd[0] < h.lambd[1] < h.lambd[2] <= 0.5
-    assert h.to_dict()["mode"] == "dann"
+    assert seen == [1, 2, 3] and h.epochs == 3 and len(h.val_acc) == 3 and len(h.extra["domain_acc"]) == 3
+    assert 0 < h.extra["lambda"][0] < h.extra["lambda"][1] < h.extra["lambda"][2] <= 0.5
+    assert h.best_val_acc == max(h.val_acc) and len(h.epoch_time) == 3 and h.val_loss == []
+    assert History.from_dict(h.to_dict()) == h  # the one History, saved and read back
     h0 = train_dann(DANN(widths=(4, 6), hidden=(8,), domain_hidden=(8,)), (x, y), _images(64, colour=True),
                     epochs=1, batch_size=16, mode="source", device="cpu")
-    assert h0.lambd == [0.0] and h0.target_acc == []
+    assert h0.extra["lambda"] == [0.0] and h0.val_acc == [] and h0.best_epoch == -1
 
 
 def test_train_dann_repeats_with_a_seed():
@@ -153,7 +155,7 @@ def test_train_dann_repeats_with_a_seed():
                           epochs=1, batch_size=16, seed=3, device="cpu")  # ... and the same batches, dropout
 
     runs = [run(), run()]
-    assert runs[0].label_loss == runs[1].label_loss and runs[0].domain_loss == runs[1].domain_loss
+    assert runs[0].train_loss == runs[1].train_loss and runs[0].extra == runs[1].extra
 
 
 def test_watching_domain_classifier_learns_to_tell_grey_from_colour():
@@ -162,7 +164,8 @@ def test_watching_domain_classifier_learns_to_tell_grey_from_colour():
     x, y = _images(64) // 3, torch.arange(64) % 10
     h = train_dann(DANN(), (x, y), 255 - _images(64, seed=5, colour=True) // 3, epochs=15, batch_size=16, mode="source",
                    lr=3e-3, device="cpu")
-    assert h.domain_acc[-1] > 0.9 and h.domain_acc[-1] > h.domain_acc[0], h.domain_acc
+    acc = h.extra["domain_acc"]
+    assert acc[-1] > 0.9 and acc[-1] > acc[0], acc
 
 
 def test_train_dann_refuses_bad_arguments():
@@ -185,8 +188,8 @@ def test_accuracy_and_predictions():
             return F.one_hot(torch.full((len(x),), 3), 10).float() + 0 * self.w
 
     y = torch.tensor([3, 3, 1, 0])
-    assert dann.accuracy(Always3(), (torch.zeros(4, 3, 28, 28), y), batch_size=3) == 0.5
-    assert dann.predict_labels(Always3(), torch.zeros(5, 3, 28, 28), batch_size=2).tolist() == [3] * 5
+    assert dann.digit_accuracy(Always3(), (torch.zeros(4, 3, 28, 28), y), batch_size=3) == 0.5
+    assert dann.predict_digits(Always3(), torch.zeros(5, 3, 28, 28), batch_size=2).tolist() == [3] * 5
 
 
 class _FakeTask:
@@ -204,18 +207,20 @@ class _FakeTask:
         return self.parts[part]
 
 
-def test_train_method_and_summary_table():
-    task, rows = _FakeTask(), []
+def test_train_method_and_results_table(monkeypatch):
+    task, rows, modes = _FakeTask(), [], []
+    real = dann.train_dann
+    monkeypatch.setattr(dann, "train_dann", lambda *a, **kw: modes.append(kw["mode"]) or real(*a, **kw))
     kw = dict(model_kw=dict(widths=(4, 6), hidden=(8,), domain_hidden=(8,)), epochs=1, batch_size=16, device="cpu")
     for method in reversed(dann.METHODS):
         for seed in (0, 1):
             model, h = dann.train_method(method, task, seed=seed, **kw)
-            assert h.mode == {"DANN": "dann", "target batches in BN (λ = 0)": "bn"}.get(method, "source")
-            assert len(h.target_acc) == 1
+            assert modes[-1] == {"DANN": "dann", "target batches in BN (λ = 0)": "bn"}.get(method, "source")
+            assert len(h.val_acc) == 1 and (h.extra["lambda"][0] > 0) == (method == "DANN")
             rows.append(dann.result_row(method, task, model, h, seed))
     rows.append(rows[-1] | {"method": "DANN (λ scale 0.3)"})  # a variant goes right after its method
     rows.append(rows[-1] | {"method": "something else"})
-    table = dann.summarize(rows)
+    table = dann.results_table(rows)
     assert list(table.index.get_level_values("method")) == [  # table order, not run order
         "source only", "target batches in BN (λ = 0)", "DANN", "DANN (λ scale 0.3)", "target oracle", "something else"]
     base = table[table.index.get_level_values("method").isin(dann.METHODS)]
@@ -226,8 +231,9 @@ def test_train_method_and_summary_table():
 
 
 def test_pictures_draw():
-    h = dann.DannHistory(label_loss=[1, .5], domain_loss=[.7, .6], domain_acc=[.9, .6], target_acc=[.3, .5])
-    assert len(dann.plot_history({"a": h, "b": h}).axes) == 4
+    h = History(train_loss=[1, .5], val_acc=[.3, .5], extra={"domain_loss": [.7, .6], "domain_acc": [.9, .6]})
+    fig = dann.plot_dann_history({"a": h, "b": h})
+    assert len(fig.axes) == 4 and list(fig.axes[2].lines[0].get_ydata()) == [.9, .6]
     fig = dann.plot_lambda_schedule(5.0, 0.2)
     ys = fig.axes[0].lines[0].get_ydata()
     assert ys[0] == 0 and ys[-1] == pytest.approx(0.2 * (2 / (1 + math.exp(-5)) - 1))
@@ -241,5 +247,5 @@ def test_trains_on_cuda():
     x, y = _images(64), torch.arange(64) % 10
     model = DANN()
     h = train_dann(model, (x, y), _images(64, colour=True), epochs=1, batch_size=32, eval_data=(x, y), device="cuda")
-    assert next(model.parameters()).is_cuda and len(h.target_acc) == 1
-    assert dann.embed(model, x).device.type == "cpu"
+    assert next(model.parameters()).is_cuda and len(h.val_acc) == 1
+    assert dann.feature_vectors(model, x).device.type == "cpu"

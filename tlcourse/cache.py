@@ -60,7 +60,7 @@ import torch
 
 from . import config
 
-T = TypeVar("T")
+_T = TypeVar("_T")
 
 FORMAT = 2
 """Layout of the entries written by this module (1: the hand-written caches it replaced)."""
@@ -236,7 +236,7 @@ class Entry:
         finally:
             lock.release()
 
-    def get_or_build(self, build: Callable[[], T], use_cache: bool = True, seed: int | None = 0) -> T:
+    def get_or_build(self, build: Callable[[], _T], use_cache: bool = True, seed: int | None = 0) -> _T:
         """The stored value, or ``build()`` run under :func:`rng_neutral` and stored.
 
         ``use_cache=False`` builds (and stores) even if an entry exists.
@@ -256,9 +256,9 @@ class Entry:
         return value
 
 
-def cached(kind: str, settings: Mapping[str, Any], build: Callable[[], T], *,
+def cached(kind: str, settings: Mapping[str, Any], build: Callable[[], _T], *,
            data: Iterable[str | Path] = (), version: int = 1, name: str = "", suffix: str = ".pt",
-           use_cache: bool = True, seed: int | None = 0) -> T:
+           use_cache: bool = True, seed: int | None = 0) -> _T:
     """``build()``'s value, computed once per key and then read from the cache.
 
     See :class:`Entry` for the arguments; the build runs under :func:`rng_neutral`.

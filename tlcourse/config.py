@@ -25,7 +25,7 @@ import os
 from pathlib import Path
 from typing import TypeVar
 
-T = TypeVar("T")
+_T = TypeVar("_T")
 
 #: ``smoke`` exists for one CI test only (tests/test_resnet_standin.py): the smallest settings
 #: that still run every cell, with results that mean nothing. Lessons give it with ``smoke=``.
@@ -70,7 +70,7 @@ def profile() -> str:
     return value
 
 
-def by_profile(quick: T, full: T, active: str | None = None, smoke: T | None = None) -> T:
+def by_profile(quick: _T, full: _T, active: str | None = None, smoke: _T | None = None) -> _T:
     """Pick the value for the active profile (or for ``active`` if given).
 
     ``smoke`` (CI's stand-in run only) falls back to ``quick`` when a lesson gives none.

@@ -27,7 +27,6 @@ from __future__ import annotations
 import copy
 import math
 import time
-from dataclasses import asdict, dataclass, field
 from typing import Any, Callable, Iterable, Sequence
 
 import matplotlib.pyplot as plt
@@ -40,6 +39,7 @@ from torch import nn
 from . import plots
 from .digit_splits import Data  # uint8 images (N, 3, H, W), labels (N,)
 from .device import autocast, optimizer_step, pick_device, seed_everything
+from .training import History
 
 METHODS = ("source only", "target batches in BN (λ = 0)", "DANN", "target oracle")
 
@@ -173,32 +173,12 @@ class DANN(nn.Module):
 
 
 # --------------------------------------------------------------------------- training
-@dataclass
-class DannHistory:
-    """Per-epoch record of one run (``target_acc`` on the held-out target images)."""
-
-    mode: str = "dann"
-    label_loss: list[float] = field(default_factory=list)
-    domain_loss: list[float] = field(default_factory=list)
-    domain_acc: list[float] = field(default_factory=list)
-    target_acc: list[float] = field(default_factory=list)
-    lambd: list[float] = field(default_factory=list)
-    seconds: float = 0.0
-
-    @property
-    def epochs(self) -> int:
-        return len(self.label_loss)
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-
 def _device_of(model: nn.Module) -> torch.device:
     return next(model.parameters()).device
 
 
 @torch.inference_mode()
-def predict_labels(model: nn.Module, x: torch.Tensor, batch_size: int = 1000) -> torch.Tensor:
+def predict_digits(model: nn.Module, x: torch.Tensor, batch_size: int = 1000) -> torch.Tensor:
     """Predicted digits for images ``x`` (eval mode, on the model's device), on the CPU."""
     model.eval()
     device = _device_of(model)
@@ -209,21 +189,21 @@ def predict_labels(model: nn.Module, x: torch.Tensor, batch_size: int = 1000) ->
     return torch.cat(out) if out else torch.zeros(0, dtype=torch.long)
 
 
-def accuracy(model: nn.Module, data: Data, batch_size: int = 1000) -> float:
+def digit_accuracy(model: nn.Module, data: Data, batch_size: int = 1000) -> float:
     """Share of ``data`` the model labels correctly (eval mode).
 
-    >>> accuracy(DANN(), (torch.zeros(4, 3, 28, 28), torch.zeros(4, dtype=torch.long))) in (0.0, 1.0)
+    >>> digit_accuracy(DANN(), (torch.zeros(4, 3, 28, 28), torch.zeros(4, dtype=torch.long))) in (0.0, 1.0)
     True
     """
     x, y = data
-    return float((predict_labels(model, x, batch_size) == y.cpu()).float().mean())
+    return float((predict_digits(model, x, batch_size) == y.cpu()).float().mean())
 
 
 @torch.inference_mode()
-def embed(model: DANN, x: torch.Tensor, batch_size: int = 1000) -> torch.Tensor:
+def feature_vectors(model: DANN, x: torch.Tensor, batch_size: int = 1000) -> torch.Tensor:
     """Shared features of images ``x`` (eval mode), on the CPU, for feature-space maps.
 
-    >>> embed(DANN(), torch.zeros(3, 3, 28, 28)).shape
+    >>> feature_vectors(DANN(), torch.zeros(3, 3, 28, 28)).shape
     torch.Size([3, 768])
     """
     model.eval()
@@ -292,7 +272,7 @@ def train_dann(model: DANN, source: Data, target_x: torch.Tensor, *, epochs: int
                lr: float = 1e-3, batch_size: int = 64, max_lambda: float = 1.0, gamma: float = 10.0,
                eval_data: Data | None = None, seed: int = 0, mode: str = "dann",
                device: torch.device | str | None = None,
-               callbacks: Iterable[Callable[[DannHistory], None]] = ()) -> DannHistory:
+               callbacks: Iterable[Callable[[History], None]] = ()) -> History:
     """Train ``model`` on labelled ``source`` and unlabelled ``target_x``; return its history.
 
     An epoch is one pass over the source; each step also takes a target batch.
@@ -306,10 +286,17 @@ def train_dann(model: DANN, source: Data, target_x: torch.Tensor, *, epochs: int
     decay ``lr / (1 + 10 p)^0.75``. Runs on ``device`` (default: CUDA if
     present, :func:`tlcourse.device.pick_device`); the model stays there.
 
+    The record is the course's one :class:`~tlcourse.training.History`: ``train_loss``
+    is the label loss on source batches, ``val_acc`` the accuracy on ``eval_data``
+    (held-out target images), and ``extra`` holds ``domain_loss``, ``domain_acc``
+    (0.5: the domain classifier cannot tell the domains apart) and ``lambda`` (its last value).
+    The loop is not :func:`tlcourse.training.fit`'s: each step takes a source *and* a
+    target batch and adds two losses (lesson 05 writes that step out).
+
     >>> x = torch.randint(0, 255, (64, 3, 28, 28), dtype=torch.uint8)
     >>> h = train_dann(DANN(), (x, torch.arange(64) % 10), x, epochs=1, batch_size=32, device="cpu")
-    >>> h.epochs, len(h.domain_acc)
-    (1, 1)
+    >>> h.epochs, sorted(h.extra)
+    (1, ['domain_acc', 'domain_loss', 'lambda'])
     """
     if mode not in ("dann", "source", "bn"):
         raise ValueError(f"mode must be 'dann', 'source' or 'bn', got {mode!r}")
@@ -327,21 +314,21 @@ def train_dann(model: DANN, source: Data, target_x: torch.Tensor, *, epochs: int
     tgt_batches = _batches(len(xt_all), batch_size, torch.Generator().manual_seed(seed + 1))
     opt = torch.optim.Adam(model.parameters(), lr=lr)
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: (1 + 10 * s / (epochs * steps)) ** -0.75)
-    history, start = DannHistory(mode=mode), time.perf_counter()
+    history = History()
     for epoch in range(epochs):
-        sums = np.zeros(3)
+        t0, sums = time.perf_counter(), np.zeros(3)
         for step in range(steps):
             p = (epoch * steps + step) / (epochs * steps)
             lambd = lambda_schedule(p, gamma, max_lambda) if mode == "dann" else 0.0
             i, j = next(src_batches).to(device), next(tgt_batches).to(device)
             sums += dann_step(model, opt, xs_all[i], ys_all[i], xt_all[j], lambd, adapt=mode != "source")
             sched.step()
-        for key, value in zip(("label_loss", "domain_loss", "domain_acc"), sums / steps):
-            getattr(history, key).append(float(value))
-        history.lambd.append(lambd)
-        if eval_data is not None:
-            history.target_acc.append(accuracy(model, eval_data))
-        history.seconds = time.perf_counter() - start
+        train_time = time.perf_counter() - t0
+        label_loss, domain_loss, domain_acc = (float(v) for v in sums / steps)
+        val_acc = digit_accuracy(model, eval_data) if eval_data is not None else None
+        history.add_epoch(train_loss=label_loss, val_acc=val_acc, lr=opt.param_groups[0]["lr"],
+                          domain_loss=domain_loss, domain_acc=domain_acc, **{"lambda": lambd},
+                          epoch_time=time.perf_counter() - t0, train_time=train_time)
         for cb in callbacks:
             cb(history)
     model.eval()
@@ -349,7 +336,7 @@ def train_dann(model: DANN, source: Data, target_x: torch.Tensor, *, epochs: int
 
 
 def train_method(method: str, task: Any, *, seed: int = 0, model_kw: dict | None = None,
-                 **train_kw: Any) -> tuple[DANN, DannHistory]:
+                 **train_kw: Any) -> tuple[DANN, History]:
     """Train one of :data:`METHODS` on a :class:`tlcourse.digit_splits.AdaptationTask`; return (model, history).
 
     - ``'source only'``: labelled source images; the target images only feed
@@ -362,13 +349,13 @@ def train_method(method: str, task: Any, *, seed: int = 0, model_kw: dict | None
       classifier to watch.
 
     Every method is judged on the same held-out ``eval`` images
-    (``history.target_acc``). ``train_kw`` goes to :func:`train_dann`.
+    (``history.val_acc``). ``train_kw`` goes to :func:`train_dann`.
 
     >>> x = torch.randint(0, 255, (32, 3, 28, 28), dtype=torch.uint8); y = torch.arange(32) % 10
     >>> toy = {"source": (x, y), "adapt": (x, y), "eval": (x, y)}
     >>> model, h = train_method("DANN", toy, epochs=1, batch_size=16, device="cpu")
-    >>> h.mode, len(h.target_acc)
-    ('dann', 1)
+    >>> h.epochs, len(h.val_acc), h.extra["lambda"][0] > 0
+    (1, 1, True)
     """
     if method not in METHODS:
         raise KeyError(f"method must be one of {METHODS}, got {method!r}")
@@ -384,23 +371,23 @@ def train_method(method: str, task: Any, *, seed: int = 0, model_kw: dict | None
     return model, history
 
 
-def result_row(method: str, task: Any, model: nn.Module, history: DannHistory, seed: int) -> dict[str, Any]:
+def result_row(method: str, task: Any, model: nn.Module, history: History, seed: int) -> dict[str, Any]:
     """One row of the results table: accuracy on ``task``'s held-out target and held-out source images.
 
     The accuracy is measured here, so a model trained for one target (source
     only) can get a row for another one too.
     """
     return {"target": task.target_name, "method": method, "seed": seed,
-            "target_acc": accuracy(model, task["eval"]), "source_acc": accuracy(model, task["source_eval"]),
-            "seconds": history.seconds}
+            "target_acc": digit_accuracy(model, task["eval"]), "source_acc": digit_accuracy(model, task["source_eval"]),
+            "seconds": sum(history.epoch_time)}
 
 
-def summarize(rows: Sequence[dict[str, Any]]):
+def results_table(rows: Sequence[dict[str, Any]]):
     """Mean ± std over seeds, one row per (target, method), in :data:`METHODS` order.
 
     >>> rows = [dict(target="mnist_m", method="DANN", seed=s, target_acc=a, source_acc=.98, seconds=1.0)
     ...         for s, a in enumerate([.7, .8])]
-    >>> summarize(rows)["target acc"].iloc[0]
+    >>> results_table(rows)["target acc"].iloc[0]
     '0.750 ± 0.071'
     """
     import pandas as pd
@@ -425,26 +412,27 @@ def summarize(rows: Sequence[dict[str, Any]]):
 
 
 # --------------------------------------------------------------------------- pictures
-def plot_history(histories: dict[str, DannHistory] | DannHistory, fig: Figure | None = None,
-                 title: str = "") -> Figure:
-    """Label loss, domain loss, domain accuracy and target accuracy per epoch, one colour per run.
+def plot_dann_history(histories: dict[str, History] | History, fig: Figure | None = None,
+                      title: str = "") -> Figure:
+    """Label loss, domain loss, domain accuracy and target accuracy per epoch of :func:`train_dann` runs.
 
-    >>> fig = plot_history({"a": DannHistory(label_loss=[1, .5], domain_loss=[.7, .6],
-    ...                                      domain_acc=[.9, .6], target_acc=[.3, .5])})
-    >>> len(fig.axes)
+    One colour per run (:func:`tlcourse.plots.plot_history` draws :func:`~tlcourse.training.fit`'s curves).
+
+    >>> h = History(train_loss=[1, .5], val_acc=[.3, .5], extra={"domain_loss": [.7, .6], "domain_acc": [.9, .6]})
+    >>> len(plot_dann_history({"a": h}).axes)
     4
     """
-    if isinstance(histories, DannHistory):
+    if isinstance(histories, History):
         histories = {"run": histories}
     fig = fig or plt.figure(figsize=(13, 3.2))
     fig.clear()
     axes = fig.subplots(1, 4)
-    panels = [("label_loss", "label loss (source)", None), ("domain_loss", "domain loss", None),
+    panels = [("train_loss", "label loss (source)", None), ("domain_loss", "domain loss", None),
               ("domain_acc", "domain accuracy (0.5 = can't tell)", (0.3, 1.02)),
-              ("target_acc", "accuracy on held-out target", (0, 1.02))]
+              ("val_acc", "accuracy on held-out target", (0, 1.02))]
     for i, (name, h) in enumerate(histories.items()):
         for ax, (key, _, _) in zip(axes, panels):
-            values = getattr(h, key)
+            values = h.extra.get(key, []) if key in ("domain_loss", "domain_acc") else getattr(h, key)
             ax.plot(np.arange(1, len(values) + 1), values, "-o", ms=3, color=f"C{i}", label=name)
     for ax, (_, label, ylim) in zip(axes, panels):
         ax.set(xlabel="epoch", title=label)
@@ -458,13 +446,13 @@ def plot_history(histories: dict[str, DannHistory] | DannHistory, fig: Figure | 
     return fig
 
 
-def LiveDannCurves(title: str = "", others: dict[str, DannHistory] | None = None,  # noqa: N802 (reads as a class)
+def LiveDannCurves(title: str = "", others: dict[str, History] | None = None,  # noqa: N802 (reads as a class)
                    display: bool = True) -> "plots.LiveCurves":
-    """A :func:`train_dann` callback that redraws :func:`plot_history` after every epoch.
+    """A :func:`train_dann` callback that redraws :func:`plot_dann_history` after every epoch.
 
-    >>> LiveDannCurves(display=False)(DannHistory(label_loss=[1.0], domain_loss=[.7], domain_acc=[.5]))
+    >>> LiveDannCurves(display=False)(History(train_loss=[1.0], extra={"domain_loss": [.7], "domain_acc": [.5]}))
     """
-    return plots.LiveCurves(title, others, display, plot=plot_history, figsize=(13, 3.2))
+    return plots.LiveCurves(title, others, display, plot=plot_dann_history, figsize=(13, 3.2))
 
 
 def plot_lambda_schedule(gamma: float = 10.0, max_lambda: float = 1.0, ax: Any = None,
@@ -511,7 +499,7 @@ def feature_maps(models: dict[str, DANN], source_x: torch.Tensor, source_y: torc
     domain = np.array([names[0]] * len(source_x) + [names[1]] * len(target_x))
     digits = torch.cat([source_y, target_y]).cpu().numpy()
     for col, (title, model) in enumerate(models.items()):
-        xy = plots.project_2d(embed(model, torch.cat([source_x, target_x])).numpy(), method)
+        xy = plots.project_2d(feature_vectors(model, torch.cat([source_x, target_x])).numpy(), method)
         _scatter(axes[0, col], xy, domain, f"{title}: by domain ({method.upper()})", 6)
         _scatter(axes[1, col], xy, digits, f"{title}: by digit", 6)
     fig.tight_layout()

@@ -32,7 +32,7 @@ def is_distributed() -> bool:
     return int(os.environ.get("WORLD_SIZE", "1")) > 1
 
 
-def setup() -> torch.device:
+def join_process_group() -> torch.device:
     """Join the process group (NCCL on GPUs, gloo on CPUs) and return this process's device."""
     if not is_distributed():
         return pick_device()

@@ -30,7 +30,7 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> float:
     args = parse(argv)
-    device = distributed.setup()
+    device = distributed.join_process_group()
     seed_everything(0)  # same initial head on every process
     spec = backbones.get_spec(args.backbone)
     model = finetune.make_classifier(spec, 2, trainable_blocks=args.trainable_blocks)

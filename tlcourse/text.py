@@ -479,28 +479,6 @@ def fine_tune_classifier(model: nn.Module, train_loader: Iterable, val_loader: I
 
 
 @torch.inference_mode()
-def evaluate(model: nn.Module, loader: Iterable, device: torch.device | None = None, progress: bool = False,
-             desc: str = "val") -> tuple[float, float]:
-    """Mean cross-entropy and accuracy over ``loader`` (model in eval mode): lesson 03's ``evaluate``.
-
-    Batches are dicts (or 🤗 ``BatchEncoding``) with ``input_ids``, ``attention_mask`` and ``labels``.
-    """
-    device = device or next(model.parameters()).device
-    model.eval()
-    loss_sum, correct, seen = 0.0, 0, 0
-    for batch in tqdm(loader, desc=desc, leave=False, disable=not progress):
-        ids, mask, labels = (batch[k].to(device) for k in ("input_ids", "attention_mask", "labels"))
-        with autocast(device):
-            logits = model(ids, mask).float()
-        loss_sum += nn.functional.cross_entropy(logits, labels, reduction="sum").item()
-        correct += (logits.argmax(1) == labels).sum().item()
-        seen += len(labels)
-    if seen == 0:
-        raise CourseError("The data loader is empty: check the dataset and the subset size.")
-    return loss_sum / seen, correct / seen
-
-
-@torch.inference_mode()
 def predict_proba(model: nn.Module, dataset: TokenizedText, batch_size: int = 32,
                   device: torch.device | None = None) -> torch.Tensor:
     """Class probabilities (N, C) for every item, in dataset order."""

@@ -39,7 +39,21 @@ from .errors import CourseError
 # --------------------------------------------------------------------------- history
 @dataclass
 class History:
-    """Per-epoch metrics of one run; ``best_*`` refer to the best val accuracy."""
+    """Per-epoch metrics of one run; ``best_*`` refer to the best val accuracy.
+
+    Every training in the course records one: :func:`fit` (lessons 01–04, 06, 07) and
+    lesson 05's DANN loop (:func:`tlcourse.dann.train_dann`), whose own measurements
+    (domain loss, domain accuracy, λ) go into ``extra``. A list a run does not
+    measure stays empty (DANN has no val loss).
+
+    >>> h = History()
+    >>> h.add_epoch(train_loss=0.7, val_acc=0.6, epoch_time=1.0, domain_acc=0.9)
+    True
+    >>> h.add_epoch(train_loss=0.5, val_acc=0.5, epoch_time=1.0, domain_acc=0.7)
+    False
+    >>> h.epochs, h.best_epoch, h.extra["domain_acc"], h.val_loss
+    (2, 0, [0.9, 0.7], [])
+    """
 
     train_loss: list[float] = field(default_factory=list)
     train_acc: list[float] = field(default_factory=list)
@@ -51,6 +65,26 @@ class History:
     best_epoch: int = -1
     best_val_acc: float = 0.0
     stopped_early: bool = False
+    extra: dict[str, list[float]] = field(default_factory=dict)  # a loop's own per-epoch metrics
+
+    def add_epoch(self, *, epoch_time: float, train_time: float | None = None,
+                  **metrics: float | None) -> bool:
+        """Append one epoch's metrics (None: not measured); return True if its val accuracy is the best yet.
+
+        Keyword names that are fields (``train_loss``, ``val_acc``, ``lr``...) go there,
+        any other name into ``extra``.
+        """
+        self.epoch_time.append(epoch_time)
+        self.train_time.append(epoch_time if train_time is None else train_time)
+        for key, value in metrics.items():
+            if value is not None:
+                own = getattr(self, key, None) if key not in ("extra", "epochs") else None
+                (own if isinstance(own, list) else self.extra.setdefault(key, [])).append(float(value))
+        val_acc = metrics.get("val_acc")
+        if val_acc is None or (self.best_epoch >= 0 and val_acc <= self.best_val_acc):
+            return False
+        self.best_val_acc, self.best_epoch = float(val_acc), len(self.epoch_time) - 1
+        return True
 
     @property
     def epochs(self) -> int:
@@ -297,16 +331,14 @@ def fit(model: nn.Module, train_loader: Iterable, val_loader: Iterable,
                 sampler.set_epoch(epoch)
             tr = run_epoch(model, train_loader, loss_fn, device, optimizer, f"epoch {epoch + 1} train", progress,
                            step_scheduler=step_scheduler, clip_norm=clip_norm)
-            history.train_time.append(time.perf_counter() - t0)
+            train_time = time.perf_counter() - t0
             va = run_epoch(model, val_loader, loss_fn, device, None, f"epoch {epoch + 1} val", progress)
-            history.lr.append(optimizer.param_groups[0]["lr"])
+            lr = optimizer.param_groups[0]["lr"]
             if scheduler is not None:
                 scheduler.step()
-            for key, value in zip(("train_loss", "train_acc", "val_loss", "val_acc"), tr + va):
-                getattr(history, key).append(value)
-            history.epoch_time.append(time.perf_counter() - t0)
-            if va[1] > history.best_val_acc or history.best_epoch < 0:
-                history.best_val_acc, history.best_epoch = va[1], epoch
+            best = history.add_epoch(train_loss=tr[0], train_acc=tr[1], val_loss=va[0], val_acc=va[1], lr=lr,
+                                     epoch_time=time.perf_counter() - t0, train_time=train_time)
+            if best:
                 if keep_best:
                     best_state = copy.deepcopy(unwrap(model).state_dict())
                 if checkpoint_dir:
