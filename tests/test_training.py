@@ -193,3 +193,14 @@ def test_fit_reproduces_lesson_02s_hand_written_loop(patience):
     assert fitted["train_acc"] == hand["train_acc"] and fitted["val_acc"] == hand["val_acc"]
     assert all(torch.equal(v, fit_model.state_dict()[k]) for k, v in hand_model.state_dict().items())
     assert training.History.from_dict(hand).best_epoch == fitted["best_epoch"]
+
+
+def test_history_add_epoch_routes_fields_and_extra_and_metric_reads_both():
+    h = training.History()
+    assert h.add_epoch(epoch_time=1.0, train_loss=0.9, val_acc=0.5, domain_acc=0.8, epochs=3.0)
+    assert not h.add_epoch(epoch_time=2.0, train_loss=0.7, val_acc=0.4, domain_acc=0.6, lr=None)
+    assert h.train_loss == [0.9, 0.7] and h.val_acc == [0.5, 0.4] and h.lr == []  # None: not measured
+    assert h.extra == {"domain_acc": [0.8, 0.6], "epochs": [3.0]}  # a name that is no list field goes to extra
+    assert h.metric("train_loss") is h.train_loss and h.metric("domain_acc") == [0.8, 0.6]
+    assert h.metric("never recorded") == [] and h.metric("best_epoch") == []  # not a per-epoch list
+    assert (h.epochs, h.best_epoch, h.best_val_acc) == (2, 0, 0.5)

@@ -432,7 +432,7 @@ def plot_dann_history(histories: dict[str, History] | History, fig: Figure | Non
               ("val_acc", "accuracy on held-out target", (0, 1.02))]
     for i, (name, h) in enumerate(histories.items()):
         for ax, (key, _, _) in zip(axes, panels):
-            values = h.extra.get(key, []) if key in ("domain_loss", "domain_acc") else getattr(h, key)
+            values = h.metric(key)
             ax.plot(np.arange(1, len(values) + 1), values, "-o", ms=3, color=f"C{i}", label=name)
     for ax, (_, label, ylim) in zip(axes, panels):
         ax.set(xlabel="epoch", title=label)

@@ -78,17 +78,32 @@ class History:
         self.train_time.append(epoch_time if train_time is None else train_time)
         for key, value in metrics.items():
             if value is not None:
-                own = getattr(self, key, None) if key not in ("extra", "epochs") else None
-                (own if isinstance(own, list) else self.extra.setdefault(key, [])).append(float(value))
+                series = self._field(key)
+                (self.extra.setdefault(key, []) if series is None else series).append(float(value))
         val_acc = metrics.get("val_acc")
         if val_acc is None or (self.best_epoch >= 0 and val_acc <= self.best_val_acc):
             return False
         self.best_val_acc, self.best_epoch = float(val_acc), len(self.epoch_time) - 1
         return True
 
+    def metric(self, name: str) -> list[float]:
+        """One metric per epoch, a field (``"val_acc"``) or a loop's own (``extra``); [] if never recorded.
+
+        >>> History(val_acc=[0.5], extra={"domain_acc": [0.6]}).metric("domain_acc")
+        [0.6]
+        """
+        series = self._field(name)
+        return series if series is not None else self.extra.get(name, [])
+
+    def _field(self, name: str) -> list[float] | None:
+        """The per-epoch list field ``name`` (``train_loss``, ``lr``...), or None if it is not one."""
+        value = getattr(self, name, None) if name in self.__dataclass_fields__ and name != "extra" else None
+        return value if isinstance(value, list) else None
+
     @property
     def epochs(self) -> int:
-        return len(self.train_loss)
+        """Epochs recorded (a history read from a loop without timings has no ``epoch_time``)."""
+        return max(len(self.train_loss), len(self.epoch_time))
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
