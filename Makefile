@@ -17,7 +17,7 @@ export MALLOC_TRIM_THRESHOLD_ ?= 17179869184
 export MALLOC_ARENA_MAX ?= 1
 ROOT_FLAG := $(shell [ "$$(id -u)" = 0 ] && echo --allow-root)
 
-.PHONY: start install data lab lint test test-fast test-unit test-notebooks site site-build benchmark clean lock
+.PHONY: start install data lab lint test test-fast test-unit test-notebooks site site-build benchmark benchmark-full clean lock
 
 start: install data lab
 
@@ -88,6 +88,15 @@ site-build: install
 
 benchmark: install
 	TLCOURSE_BACKBONE=$$($(PY) -m tlcourse.backbones) $(PY) benchmarks/run.py $(BENCH_ARGS)
+
+# The full profile (what a learner gets by default) of exactly the lessons whose code or tlcourse
+# modules changed since their recorded full run (tests/test_recorded_fingerprints.py names them),
+# from an empty cache, recorded with EfficientNet-Lite0 (CI's backbone); then the title cells and
+# README show the new times. BENCH_ARGS="--notebooks 03" narrows it further.
+benchmark-full: install
+	TLCOURSE_BACKBONE=efficientnet_lite0 TLCOURSE_CACHE=$$(mktemp -d) \
+	$(PY) benchmarks/run.py --only notebooks --profile full --stale --record $(BENCH_ARGS)
+	$(PY) tools/sync_times.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache

@@ -5,11 +5,17 @@
     python benchmarks/run.py --only notebooks --notebooks 00,01
     python benchmarks/run.py --only notebooks --profile full      # the lessons as designed
     python benchmarks/run.py --only notebooks --record             # also write benchmarks/recorded.json
+    python benchmarks/run.py --only notebooks --profile full --stale --record   # make benchmark-full
+    python benchmarks/run.py --only notebooks --standin --record   # ResNet-18 (random stand-in) times
 
 Sections (each prints a small table):
   notebooks  wall time and peak memory of every notebook, quick (or --profile full), in order;
              --record keeps them in benchmarks/recorded.json, which the title cells must match
-             (tests/test_recorded_times.py)
+             (tests/test_recorded_times.py), each with the fingerprint of the code that ran
+             (tools/lesson_fingerprint.py); --stale runs only the lessons whose recorded
+             fingerprint no longer matches (tests/test_recorded_fingerprints.py); --standin runs
+             the vision lessons with ResNet-18, the backbone a learner online gets, from seeded
+             random weights (tests/standin.py): its times, not its accuracies
   loop       training throughput: the course's fit loop vs a bare forward+backward loop
   peer       the PyTorch tutorial's train_model loop vs training.fit, same model and recipe
   cache      one head-training epoch on cached features vs recomputing the backbone
@@ -25,13 +31,17 @@ import resource
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
+sys.path.insert(0, str(REPO / "tools"))
 
 RECORDED = REPO / "benchmarks" / "recorded.json"
+#: recorded.json's section for the ResNet-18 stand-in runs ({profile: {lesson: entry}}).
+STANDIN_KEY = "resnet18-standin"
 TARGETS = {"notebooks_total_s": 600, "loop_ratio": 0.80, "cache_speedup": 50, "peak_gb": 2.0}
 
 
@@ -90,37 +100,110 @@ def run_notebook(path: Path, profile: str = "quick") -> dict:
     return {"notebook": path.name, "ok": ok, "wall_s": round(wall, 1), "peak_mb_so_far": round(peak_mb)}
 
 
-def bench_notebooks(select: list[str] | None, profile: str = "quick", record: bool = False) -> dict:
+def run_standin(path: Path, profile: str) -> dict:
+    """One vision lesson with ResNet-18 from seeded random weights: the time a learner online waits.
+
+    Speed does not depend on the weights' values; the accuracy checks fail by design (every other
+    cell must run, ``tests/standin.py``). Early stopping may stop at another epoch with random
+    weights than with pretrained ones: recorded.json says so with each entry.
+    """
+    sys.path.insert(0, str(REPO / "tests"))
+    import standin
+
+    from tlcourse import config
+
+    root = Path(os.environ["BENCH_STANDIN_DIR"])
+    data = root / "data"
+    if not data.exists():
+        standin.make_standin_root(config.data_root(), data)
+    t0 = time.perf_counter()
+    cells = standin.run_notebook(path, data, root / "cache", profile=profile, timeout=3600)
+    wall = time.perf_counter() - t0
+    peak_mb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+    wrong = [c for c in cells if not c.ok]
+    for c in wrong:
+        print(f"{path.name} cell {c.index} ({c.first_line}): {c.error or 'a check passed with random weights'}",
+              file=sys.stderr)
+    return {"notebook": path.name, "ok": not wrong, "wall_s": round(wall, 1), "peak_mb_so_far": round(peak_mb)}
+
+
+def recorded_section(profile: str, standin: bool = False) -> dict:
+    """The recorded entries ({lesson: entry}) of one profile: EfficientNet-Lite0's, or the stand-in's."""
+    recorded = json.loads(RECORDED.read_text()) if RECORDED.exists() else {}
+    return (recorded.get(STANDIN_KEY, {}) if standin else recorded).get(profile, {})
+
+
+def bench_notebooks(select: list[str] | None, profile: str = "quick", record: bool = False,
+                    stale: bool = False, standin: bool = False) -> dict:
+    from lesson_fingerprint import fingerprint, stale_parts
+
     paths = sorted((REPO / "notebooks").glob("[0-9][0-9]_*.ipynb"))
     if select:
         paths = [p for p in paths if p.name[:2] in select]
+    if standin:
+        sys.path.insert(0, str(REPO / "tests"))
+        from test_resnet_standin import VISION_LESSONS
+
+        paths = [p for p in paths if p.name[:2] in VISION_LESSONS]
+        os.environ["BENCH_STANDIN_DIR"] = tempfile.mkdtemp(prefix="tlcourse-standin-")
+    fingerprints = {p: fingerprint(p) for p in paths}
+    if stale:
+        section = recorded_section(profile, standin)
+        why = {p: stale_parts(section.get(p.name[:2], {}).get("fingerprint"), fingerprints[p]) for p in paths}
+        paths = [p for p in paths if why[p]]
+        for p in paths:
+            print(f"{p.name}: changed since its recorded {profile} run ({', '.join(why[p][:6])}"
+                  + (", ..." if len(why[p]) > 6 else "") + ")")
+        if not paths:
+            print(f"every lesson matches its recorded {profile}-profile run: nothing to run")
     rows = []
     for p in paths:
         # one child per notebook so that ru_maxrss is that notebook's own peak
-        rows.append(in_subprocess(f"notebook:{profile}:{p}"))
-    table(f"notebooks ({profile} profile; peak = the kernel's max resident memory)", rows)
+        row = in_subprocess(f"{'standin' if standin else 'notebook'}:{profile}:{p}")
+        # a run records the code it ran: a lesson edited while it ran is not recorded
+        row["fingerprint"] = fingerprints[p] if fingerprint(p) == fingerprints[p] else None
+        rows.append(row)
+    shown = [{k: v for k, v in r.items() if k != "fingerprint"} for r in rows]
+    table(f"notebooks ({profile} profile{', ResNet-18 stand-in' if standin else ''}; "
+          "peak = the kernel's max resident memory)", shown)
     total = sum(r["wall_s"] for r in rows)
     peak = max((r["peak_mb"] for r in rows), default=0)
     print(f"total {total:.0f} s (quick target <= {TARGETS['notebooks_total_s']} s); "
           f"largest peak {peak / 1024:.2f} GB (target <= {TARGETS['peak_gb']} GB)")
     if record:
-        write_record(profile, rows)
+        write_record(profile, rows, standin)
     return {"notebooks": rows, "total_s": total, "peak_gb": peak / 1024}
 
 
-def write_record(profile: str, rows: list[dict]) -> None:
-    """Keep each lesson's measured wall time and peak in ``benchmarks/recorded.json``."""
+def write_record(profile: str, rows: list[dict], standin: bool = False) -> None:
+    """Keep each lesson's measured wall time, peak and code fingerprint in ``benchmarks/recorded.json``.
+
+    Only runs in which every cell passed (for the stand-in: every cell but the accuracy checks,
+    which must fail) and whose code did not change while they ran are recorded.
+    """
     import datetime
 
     import torch
 
+    from tlcourse import config
+
+    backbone = "resnet18" if standin else config.backbone_name()
+    if backbone != "efficientnet_lite0" and not standin:
+        raise SystemExit(f"recorded.json keeps EfficientNet-Lite0's runs (CI's backbone), not {backbone!r}: "
+                         "set TLCOURSE_BACKBONE=efficientnet_lite0, or use --standin for ResNet-18")
     recorded = json.loads(RECORDED.read_text()) if RECORDED.exists() else {}
-    lessons = recorded.setdefault(profile, {})
+    lessons = (recorded.setdefault(STANDIN_KEY, {}) if standin else recorded).setdefault(profile, {})
     for r in rows:
-        if r["ok"]:
-            lessons[r["notebook"][:2]] = {"notebook": r["notebook"], "wall_s": r["wall_s"], "peak_mb": r["peak_mb"],
-                                          "date": datetime.date.today().isoformat(),
-                                          "machine": f"{os.cpu_count()} CPUs, torch {torch.__version__}"}
+        if not (r["ok"] and r["fingerprint"]):
+            print(f"not recorded: {r['notebook']} ({'edited during the run' if r['ok'] else 'a cell failed'})")
+            continue
+        entry = {"notebook": r["notebook"], "wall_s": r["wall_s"], "peak_mb": r["peak_mb"],
+                 "date": datetime.date.today().isoformat(), "backbone": backbone,
+                 "machine": f"{os.cpu_count()} CPUs, torch {torch.__version__}", "fingerprint": r["fingerprint"]}
+        if standin:
+            entry["assumes"] = ("seeded random ResNet-18 weights: same work per epoch as the pretrained ones, "
+                                "but early stopping may end at another epoch")
+        lessons[r["notebook"][:2]] = entry
     RECORDED.write_text(json.dumps(recorded, indent=1, sort_keys=True) + "\n")
     print(f"recorded in {RECORDED.relative_to(REPO)}")
 
@@ -423,9 +506,9 @@ CHILDREN = {"loop": child_loop, "text_loop": child_text_loop, "cache": child_cac
 
 
 def child(section: str) -> None:
-    if section.startswith("notebook:"):
-        _, profile, path = section.split(":", 2)
-        result = run_notebook(Path(path), profile)
+    if section.startswith(("notebook:", "standin:")):
+        kind, profile, path = section.split(":", 2)
+        result = (run_standin if kind == "standin" else run_notebook)(Path(path), profile)
         result["peak_mb"] = result.pop("peak_mb_so_far")
     else:
         result = CHILDREN[section]()
@@ -438,6 +521,10 @@ def main() -> None:
     p.add_argument("--notebooks", default="", help="comma-separated lesson numbers, e.g. 00,03")
     p.add_argument("--profile", default="quick", choices=["quick", "full"], help="for the notebooks section")
     p.add_argument("--record", action="store_true", help="write notebook times to benchmarks/recorded.json")
+    p.add_argument("--stale", action="store_true",
+                   help="run only the lessons whose code changed since their recorded run of this profile")
+    p.add_argument("--standin", action="store_true",
+                   help="the vision lessons with ResNet-18 from seeded random weights (times only)")
     p.add_argument("--save", type=Path, help="keep each executed notebook (with outputs) in this folder")
     p.add_argument("--malloc-runs", type=int, default=4)
     p.add_argument("--json", type=Path, help="also write the results here")
@@ -456,7 +543,8 @@ def main() -> None:
     results = {}
     only = args.only.split(",")
     if "notebooks" in only:
-        results["notebooks"] = bench_notebooks([s for s in args.notebooks.split(",") if s], args.profile, args.record)
+        results["notebooks"] = bench_notebooks([s for s in args.notebooks.split(",") if s], args.profile, args.record,
+                                              stale=args.stale, standin=args.standin)
     if "loop" in only:
         results["loop"] = bench_loop()
     if "peer" in only:

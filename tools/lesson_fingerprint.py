@@ -1,0 +1,114 @@
+"""What a recorded lesson run depends on: its code cells and the ``tlcourse`` modules they reach.
+
+A benchmark entry in ``benchmarks/recorded.json`` says "this lesson ran to the end, every check
+passing, in so many seconds". That is only true of the code that ran. ``fingerprint`` names that
+code: a hash of the lesson's code cells (not outputs, not markdown: prose and the title cell's
+time line may change without a new run) and a hash of every ``tlcourse`` module the lesson
+imports, followed through the package's own imports (a change to ``training.py`` can break
+lesson 05 although lesson 05 never names it). ``benchmarks/run.py --record`` stores it with each
+entry; ``tests/test_recorded_fingerprints.py`` fails when a lesson no longer matches its full run;
+``make benchmark-full`` (``benchmarks/run.py --stale``) re-runs exactly those lessons.
+
+Example:
+    >>> fp = fingerprint(REPO / "notebooks" / "00_concepts.ipynb")
+    >>> sorted(fp) == ["code", "modules"] and "__init__" in fp["modules"]
+    True
+    >>> stale_parts(fp, fp)
+    []
+    >>> stale_parts({**fp, "code": "0"}, fp)
+    ['code cells']
+"""
+from __future__ import annotations
+
+import ast
+import hashlib
+from pathlib import Path
+
+import nbformat
+
+REPO = Path(__file__).resolve().parents[1]
+PACKAGE = REPO / "tlcourse"
+
+
+def _sha(text: str | bytes) -> str:
+    data = text.encode() if isinstance(text, str) else text
+    return hashlib.sha256(data).hexdigest()[:16]
+
+
+def _python(cell_source: str) -> str:
+    """A code cell as plain Python (IPython's ``%magic`` and ``!shell`` lines translated)."""
+    from IPython.core.inputtransformer2 import TransformerManager
+
+    return TransformerManager().transform_cell(cell_source)
+
+
+def _imported(tree: ast.AST, inside_package: bool) -> set[str]:
+    """Names of ``tlcourse`` modules that ``tree`` imports (``from . import x``, ``tlcourse.x``, ...)."""
+    names: set[str] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            names |= {a.name.split(".")[1] for a in node.names if a.name.startswith("tlcourse.")}
+        elif isinstance(node, ast.ImportFrom):
+            relative = inside_package and node.level == 1
+            module = node.module or ""
+            if relative or module == "tlcourse" or module.startswith("tlcourse."):
+                sub = module.removeprefix("tlcourse").lstrip(".") if not relative else module
+                if sub:
+                    names.add(sub.split(".")[0])
+                else:  # from tlcourse import a, b  /  from . import a, b: a, b may be modules
+                    names |= {a.name for a in node.names}
+    return {n for n in names if (PACKAGE / f"{n}.py").is_file()}
+
+
+def modules_reached(start: set[str]) -> set[str]:
+    """``start`` and every ``tlcourse`` module they import, directly or through each other.
+
+    >>> "device" in modules_reached({"training"})
+    True
+    """
+    seen: set[str] = set()
+    todo = set(start) | {"__init__"}  # any import of tlcourse runs its __init__
+    while todo:
+        name = todo.pop()
+        seen.add(name)
+        tree = ast.parse((PACKAGE / f"{name}.py").read_text())
+        todo |= _imported(tree, inside_package=True) - seen
+    return seen
+
+
+def fingerprint(notebook: Path) -> dict:
+    """``{"code": hash of the code cells, "modules": {module: hash of its source}}``."""
+    nb = nbformat.read(notebook, as_version=4)
+    sources = [c.source for c in nb.cells if c.cell_type == "code"]
+    direct: set[str] = set()
+    for src in sources:
+        try:
+            direct |= _imported(ast.parse(_python(src)), inside_package=False)
+        except SyntaxError:  # an exercise stub may not parse; the hash still covers its text
+            continue
+    modules = {m: _sha((PACKAGE / f"{m}.py").read_bytes()) for m in sorted(modules_reached(direct))}
+    return {"code": _sha("\n\x1e\n".join(sources)), "modules": modules}
+
+
+def stale_parts(recorded: dict | None, current: dict) -> list[str]:
+    """What differs between a recorded fingerprint and the current one, for a message.
+
+    >>> stale_parts({"code": "a", "modules": {"x": "1", "y": "2"}}, {"code": "a", "modules": {"x": "9", "z": "3"}})
+    ['tlcourse.x', 'tlcourse.y', 'tlcourse.z']
+    >>> stale_parts(None, {"code": "a", "modules": {}})
+    ['no fingerprint recorded']
+    """
+    if not recorded:
+        return ["no fingerprint recorded"]
+    parts = ["code cells"] if recorded.get("code") != current["code"] else []
+    old, new = recorded.get("modules", {}), current["modules"]
+    parts += [f"tlcourse.{m}" for m in sorted(set(old) | set(new)) if old.get(m) != new.get(m)]
+    return parts
+
+
+if __name__ == "__main__":
+    import json
+    import sys
+
+    for arg in sys.argv[1:] or sorted(str(p) for p in (REPO / "notebooks").glob("[0-9][0-9]_*.ipynb")):
+        print(Path(arg).name, json.dumps(fingerprint(Path(arg))))
