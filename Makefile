@@ -17,31 +17,50 @@ export MALLOC_TRIM_THRESHOLD_ ?= 17179869184
 export MALLOC_ARENA_MAX ?= 1
 ROOT_FLAG := $(shell [ "$$(id -u)" = 0 ] && echo --allow-root)
 
-.PHONY: start install data lab lint test test-fast test-unit test-notebooks site site-build benchmark benchmark-full clean lock
+.PHONY: start install data lab lint test test-fast test-unit test-notebooks site site-build benchmark benchmark-full clean lock python-version
 
 start: install data lab
 
 # Installs requirements.lock: every package of the tested environment (requirements.txt,
 # requirements-dev.txt, requirements-docs.txt and all they pull in), exact versions, hashes
-# checked. Made on Linux x86-64 / Python 3.11; elsewhere: pip install -r requirements.txt -e .
+# checked. One universal lock: environment markers pick the files of Linux (x86-64, aarch64),
+# macOS (arm64, 14+) and Windows (x86-64) on Python 3.11-3.13 (tests/test_lock_platforms.py);
+# CUDA's wheels (nvidia-*, triton) only on Linux. The Python is checked first (python-version).
 install: $(VENV)/.installed
 $(VENV)/.installed: requirements.lock pyproject.toml
-	$(PYTHON) -m venv $(VENV)
+	@$(MAKE) --no-print-directory python-version PYTHON=$(if $(wildcard $(PY)),$(PY),$(PYTHON))
+	[ -x $(PY) ] || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --require-hashes --no-deps -r requirements.lock
 	$(PY) -m pip install --no-deps -e .
 	touch $@
 
+# The Python that makes the venv must be one the lock installs on: 3.11 (3.11.5 or newer: the
+# docs tools' soupsieve needs it), 3.12 or 3.13. Anything else stops here, saying what to do.
+python-version:
+	@$(PYTHON) -c 'import sys; v = sys.version_info; sys.exit(not ((3, 11, 5) <= v[:3] and v[:2] <= (3, 13)))' \
+	  2>/dev/null || { \
+	  echo "make: this course needs Python 3.11 (3.11.5 or newer), 3.12 or 3.13;"; \
+	  echo "      '$(PYTHON)' is $$($(PYTHON) --version 2>&1 | head -n 1)."; \
+	  echo "  Install one of them (python.org, your package manager, pyenv, or: uv python install 3.12),"; \
+	  echo "  then run, with that Python's command or path:"; \
+	  echo "      make start PYTHON=python3.12"; \
+	  echo "  (An existing $(VENV) made with another Python: delete it first, rm -rf $(VENV).)"; \
+	  exit 1; }
+
 # Re-resolve the whole environment from the top-level files (requirements.txt and every
-# requirements-*.txt) into requirements.lock (hashed) and binder/requirements.lock (the
-# learner's part). Run it after changing a pin; pip-tools runs in its own venv (.lock-tools).
+# requirements-*.txt) into requirements.lock, then binder/requirements.lock (the learner's part).
+# uv (at the version of constraints/lock-tools.txt, in its own venv .lock-tools) writes one
+# universal lock: hashes for every file, markers for every platform and Python >= 3.11.5. Versions
+# already in requirements.lock are kept (uv reads it as preferences): after changing a pin only that
+# package (and what it needs) moves; `make lock LOCK_ARGS=--upgrade` moves everything to the newest.
+# tests/test_lock_platforms.py then resolves it for each platform x Python.
 LOCK_TOOLS ?= .lock-tools
 lock:
 	$(PYTHON) -m venv $(LOCK_TOOLS)
-	$(LOCK_TOOLS)/bin/pip install --quiet pip-tools==7.6.2
-	$(LOCK_TOOLS)/bin/pip-compile --quiet --generate-hashes --allow-unsafe --strip-extras \
-	  --no-emit-index-url --no-emit-find-links --output-file=requirements.lock \
-	  $(sort $(wildcard requirements-*.txt))
+	$(LOCK_TOOLS)/bin/pip install --quiet --require-hashes -r constraints/lock-tools.txt
+	UV_PYTHON_DOWNLOADS=never $(LOCK_TOOLS)/bin/uv pip compile --quiet --universal --python-version 3.11.5 \
+	  --generate-hashes $(LOCK_ARGS) -o requirements.lock $(sort $(wildcard requirements-*.txt))
 	$(LOCK_TOOLS)/bin/python tools/binder_lock.py
 
 data: install

@@ -1,14 +1,20 @@
 """requirements.lock, the whole environment with hashes, agrees with the human-readable top level.
 
-`make lock` writes it from requirements.txt and every requirements-*.txt; `make install`, CI
+`make lock` writes it (uv, one universal lock: markers per platform, tests/test_lock_platforms.py)
+from requirements.txt and every requirements-*.txt; `make install`, CI
 (`.ci/run` calls `make install`) and Binder (binder/requirements.lock, derived from it) install it.
 A pin changed in a top-level file without `make lock` fails here, not on a learner's machine.
 """
 from __future__ import annotations
 
 import re
+import shutil
+import subprocess
+import sys
 import tomllib
 from pathlib import Path
+
+import pytest
 
 REPO = Path(__file__).resolve().parents[1]
 LOCK = REPO / "requirements.lock"
@@ -64,4 +70,35 @@ def test_every_locked_package_has_hashes():
 def test_make_install_installs_the_lock_with_hashes():
     makefile = (REPO / "Makefile").read_text()
     assert "--require-hashes --no-deps -r requirements.lock" in makefile
-    assert re.search(r"^lock:", makefile, re.M) and "pip-compile" in makefile and "--generate-hashes" in makefile
+    assert re.search(r"^lock:", makefile, re.M) and "uv pip compile --quiet --universal" in makefile
+    assert "--generate-hashes" in makefile and "constraints/lock-tools.txt" in makefile
+
+
+FAKE_PYTHON = """#!/bin/sh
+# A Python {version} stand-in: answers --version, fails the version check like the real one.
+[ "$1" = --version ] && echo "Python {version}" && exit 0
+exit 1
+"""
+
+
+@pytest.mark.skipif(not shutil.which("make"), reason="no make")
+@pytest.mark.parametrize("version", ["3.9.18", "3.11.2", "3.14.0"])
+def test_make_install_stops_on_a_python_the_lock_does_not_install_on(tmp_path, version):
+    fake = tmp_path / "python3"
+    fake.write_text(FAKE_PYTHON.format(version=version))
+    fake.chmod(0o755)
+    run = subprocess.run(["make", "-s", "--no-print-directory", "python-version", f"PYTHON={fake}"],
+                         cwd=REPO, capture_output=True, text=True, check=False)
+    assert run.returncode != 0
+    assert f"is Python {version}" in run.stdout and "3.11 (3.11.5 or newer), 3.12 or 3.13" in run.stdout
+    assert "make start PYTHON=python3.12" in run.stdout, run.stdout
+
+
+@pytest.mark.skipif(not shutil.which("make"), reason="no make")
+def test_make_install_accepts_this_python():
+    run = subprocess.run(["make", "-s", "python-version", f"PYTHON={sys.executable}"],
+                         cwd=REPO, capture_output=True, text=True, check=False)
+    assert run.returncode == 0 and not run.stdout, run.stdout
+    makefile = (REPO / "Makefile").read_text()
+    recipe = makefile.split("$(VENV)/.installed: requirements.lock pyproject.toml\n", 1)[1]
+    assert recipe.lstrip("\t@").startswith("$(MAKE) --no-print-directory python-version"), "checked first"

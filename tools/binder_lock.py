@@ -1,8 +1,9 @@
 """Derive Binder's lock (binder/requirements.lock) from the course's lock (requirements.lock).
 
-``make lock`` runs pip-compile once, for everything (requirements.txt + requirements-dev.txt),
-then this script keeps what a *learner* on Binder needs: the packages reachable from
-requirements.txt's top-level pins (pip-compile's ``# via`` notes give the graph), minus
+``make lock`` runs ``uv pip compile --universal`` once, for everything (requirements.txt +
+requirements-dev.txt + requirements-docs.txt), then this script keeps what a *learner* on Binder
+needs: the packages reachable from requirements.txt's top-level pins (the lock's ``# via`` notes
+give the graph; an entry's environment marker stays with it, pip applies it), minus
 
 * the server stack (``jupyterlab``, ``ipykernel`` and what only they pull in): repo2docker
   brings its own JupyterLab, and binder/environment.yml takes ipykernel from conda-forge;
@@ -88,8 +89,8 @@ def main() -> int:
     source, target = REPO / "requirements.lock", REPO / "binder" / "requirements.lock"
     target.write_text(binder_lock(source.read_text()))
     (REPO / "binder" / "torch-cpu.txt").write_text(torch_pins(source.read_text()))
-    print(f"{target.relative_to(REPO)}: {target.read_text().count('==')} packages (of "
-          f"{source.read_text().count('==')} in {source.name})")
+    print(f"{target.relative_to(REPO)}: {len(parse(target.read_text()))} packages (of "
+          f"{len(parse(source.read_text()))} in {source.name})")
     return 0
 
 
