@@ -9,6 +9,7 @@ import os
 import re
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -151,13 +152,52 @@ def test_post_build_installs_the_lock_and_fetches_everything_outside_home():
     lines = script_lines(POST_BUILD)
     assert lines[0].startswith("set -e"), "postBuild must start with `set -e` (a failed step fails the build)"
     text = "\n".join(lines)
-    assert "--require-hashes --no-deps -r binder/requirements.lock" in text
+    assert "python tools/binder_lock.py --missing binder/requirements.lock > /tmp/binder-missing.lock" in text
+    assert "--require-hashes --no-deps -r /tmp/binder-missing.lock" in text
     assert re.search(r"pip install .*--no-deps \.$", text, re.M), "the course installed, not editable"
     assert "-e ." not in text, "an editable install points into $HOME, hidden on hubs with persistent homes"
     fetch = next((line for line in lines if line.startswith("tlcourse-fetch")), "")
     assert "--all" in fetch and "--weights auto" in fetch, "datasets, text model and weights into the image"
     assert '--root "${NB_PYTHON_PREFIX:-/srv/conda/envs/notebook}/share/tlcourse-data"' in fetch
     assert "$HOME" not in fetch
+
+
+def test_post_build_never_replaces_the_image_s_packages():
+    """Only missing packages are installed, all with --no-deps, nothing upgraded or reinstalled."""
+    lines = script_lines(POST_BUILD)
+    installs = [line for line in lines if "pip install" in line]
+    assert len(installs) == 3, installs   # the missing learner packages, torch + torchvision, the course
+    assert all("--no-deps" in line for line in installs), "pip must resolve nothing: it would upgrade the server"
+    text = " ".join(lines)
+    for flag in ("--upgrade", " -U ", "--force-reinstall", "--ignore-installed", "-r binder/requirements.lock"):
+        assert flag not in text, f"postBuild must not install over the image's packages ({flag.strip()})"
+    assert lines.index("python -m pip check") > max(lines.index(line) for line in installs)
+
+
+def test_missing_keeps_what_the_image_has():
+    """An image with a server's packages at other versions: they are kept, the rest installed hashed."""
+    tool = load_binder_lock_tool()
+    lock = BINDER_LOCK.read_text()
+    image = {"traitlets": "5.9.0", "jinja2": "3.1.2", "ipython": "8.12.3", "pygments": "2.17.2",
+             "tornado": "6.4", "jupyterlab-widgets": "3.0.16"}
+    text, kept = tool.missing(lock, image)
+    wanted = pins(text.splitlines())
+    locked = pins(lock.splitlines())
+    assert not set(image) & set(wanted), "an image package would be replaced"
+    assert set(wanted) == set(locked) - set(image) and all(locked[n] == v for n, v in wanted.items())
+    assert kept["traitlets"] == ("5.9.0", locked["traitlets"]) and "tornado" not in kept
+    blocks = [b for b in re.split(r"\n(?=[A-Za-z0-9])", text) if PIN.match(b)]
+    assert blocks and all("--hash=sha256:" in b for b in blocks), "still hashed: --require-hashes"
+    assert "colorama==0.4.6 ; sys_platform == 'win32'" in text, "markers kept: pip skips other platforms'"
+
+
+def test_missing_in_a_full_environment_installs_nothing():
+    """Run in this venv, which has every locked package: only other platforms' entries are left."""
+    run = subprocess.run([sys.executable, str(REPO / "tools" / "binder_lock.py"), "--missing", str(BINDER_LOCK)],
+                         capture_output=True, text=True, check=True)
+    left = [b for b in re.split(r"\n(?=[A-Za-z0-9])", run.stdout) if PIN.match(b)]
+    assert all(" ; " in b.splitlines()[0] for b in left), [b.split()[0] for b in left]
+    assert "packages already in the image kept as they are" in run.stderr
 
 
 def test_start_ends_by_exec_ing_the_server():

@@ -11,11 +11,17 @@ give the graph; an entry's environment marker stays with it, pip applies it), mi
   versions (PyPI's Linux build is CUDA's, gigabytes of NVIDIA libraries Binder cannot use),
   and the GPU-only packages of PyPI's build (``nvidia-*``, ``cuda-*``, ``triton``).
 
-Every kept entry keeps its hashes, so ``pip install --require-hashes --no-deps -r
-binder/requirements.lock`` installs exactly these files.
+Every kept entry keeps its hashes, so ``pip install --require-hashes --no-deps -r`` of it
+installs exactly these files.
+
+At build time (binder/postBuild), ``--missing`` keeps only the entries the image does not have
+yet: packages repo2docker's Jupyter server already brings (traitlets, jinja2, ipython, pygments,
+...) stay at the image's versions, never replaced or downgraded under the server; ``pip check``
+then proves the course's packages accept them.
 
 Example:
     python tools/binder_lock.py            # requirements.lock -> binder/requirements.lock
+    python tools/binder_lock.py --missing binder/requirements.lock > /tmp/missing.lock   # postBuild
 """
 from __future__ import annotations
 
@@ -85,7 +91,36 @@ def torch_pins(text: str) -> str:
             + "\n".join(pins) + "\n")
 
 
-def main() -> int:
+def installed() -> dict[str, str]:
+    """``{package: version}`` of every distribution this Python already has (the image's)."""
+    from importlib.metadata import distributions
+
+    return {canonical(d.metadata["Name"]): d.version for d in distributions() if d.metadata["Name"]}
+
+
+def missing(text: str, present: dict[str, str]) -> tuple[str, dict[str, tuple[str, str]]]:
+    """The entries of a lock whose package is not in ``present`` (hashes and markers kept), and
+    ``{package: (present version, locked version)}`` for those left as they are."""
+    entries = parse(text)
+    kept = {n: (present[n], entries[n][0].split()[0].split("==", 1)[1]) for n in entries if n in present}
+    install = [block for n, (block, _) in entries.items() if n not in present]
+    header = "# The learner's packages the image lacks (tools/binder_lock.py --missing): install with --no-deps.\n"
+    return header + "\n".join(install) + "\n", kept
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["--missing"] and len(argv) == 2:
+        text, kept = missing(Path(argv[1]).read_text(), installed())
+        sys.stdout.write(text)
+        other = sorted(f"{n} {have} (locked {want})" for n, (have, want) in kept.items() if have != want)
+        print(f"binder: {len(parse(text))} locked entries to install (pip skips those whose marker does not "
+              f"match); {len(kept)} packages already in the image kept as they are, {len(other)} of them at "
+              f"another version than locked: {', '.join(other) or '-'}", file=sys.stderr)
+        return 0
+    if argv:
+        print(__doc__, file=sys.stderr)
+        return 2
     source, target = REPO / "requirements.lock", REPO / "binder" / "requirements.lock"
     target.write_text(binder_lock(source.read_text()))
     (REPO / "binder" / "torch-cpu.txt").write_text(torch_pins(source.read_text()))
