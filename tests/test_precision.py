@@ -115,3 +115,26 @@ def test_float16_step_skips_a_step_whose_gradients_overflowed(monkeypatch):
     assert torch.allclose(w.detach(), torch.ones(3) - 0.1 / 3 ** 0.5 * torch.ones(3), atol=1e-4), \
         "the clipped, unscaled gradient (norm 1) was applied"
     assert dev._SCALERS[opt].get_scale() == scale, "no overflow: the scale waits before growing"
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA GPU (make test-gpu runs this on one)")
+@pytest.mark.parametrize("choice", ["bf16", "fp16"])
+def test_fit_on_the_gpu_in_each_precision(monkeypatch, choice):
+    """On a real GPU: the forward in that type, a GradScaler exactly in fp16, the metrics on the GPU."""
+    if choice == "bf16" and not torch.cuda.is_bf16_supported(including_emulation=False):
+        pytest.skip("this GPU has no native bfloat16: the course trains it in fp16")
+    monkeypatch.setenv("TLCOURSE_PRECISION", choice)
+    model, loader = toy_problem()
+    seen = []
+
+    def loss_fn(logits, labels):
+        seen.append((logits.dtype, logits.device.type))
+        return torch.nn.functional.cross_entropy(logits, labels)
+
+    opt = torch.optim.SGD(model.parameters(), lr=0.3, momentum=0.9)
+    steps = dev.usage["step:cuda"]
+    history = training.fit(model, loader, loader, opt, epochs=4, loss_fn=loss_fn, progress=False, device=CUDA)
+    assert set(seen) == {(dev.PRECISIONS[choice], "cuda")}
+    assert dev.usage["step:cuda"] - steps == 4 * len(loader), "every step counted on the GPU"
+    assert (dev._SCALERS.get(opt) is not None) == (choice == "fp16")
+    assert history.best_val_acc > 0.9, history.val_acc

@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 import random
 import weakref
+from collections import Counter
 from contextlib import nullcontext
 from typing import Iterable
 
@@ -68,8 +69,22 @@ def amp_dtype(device: torch.device) -> torch.dtype | None:
     return torch.float16 if capability >= (7, 0) else None
 
 
+#: How many of the package's forward passes (:func:`autocast`) and training steps
+#: (:func:`optimizer_step`) ran on each device type, e.g. ``{"step:cuda": 120, "forward:cuda": 150}``.
+#: ``make test-gpu`` reads it after each lesson: work counted under ``cpu`` on a GPU machine
+#: means a model or batch was left on the CPU. Counting costs a dict update per batch.
+usage: Counter[str] = Counter()
+
+
 def autocast(device: torch.device):
-    """Mixed precision where it pays (:func:`amp_dtype`), else nothing (a no-op context)."""
+    """Mixed precision where it pays (:func:`amp_dtype`), else nothing (a no-op context).
+
+    >>> with autocast(torch.device("cpu")):
+    ...     pass
+    >>> usage["forward:cpu"] > 0
+    True
+    """
+    usage[f"forward:{device.type}"] += 1
     dtype = amp_dtype(device)
     return torch.autocast(device.type, dtype=dtype) if dtype is not None else nullcontext()
 
@@ -97,6 +112,7 @@ def optimizer_step(loss: torch.Tensor, optimizer: torch.optim.Optimizer, device:
     as a hand-written loop does). Zero the gradients before. Every training in the package
     steps through here: the fit loop, text fine-tuning, DANN, the MixUp/CutMix tails.
     """
+    usage[f"step:{loss.device.type}"] += 1  # where the forward really ran: the model's and batch's device
     scaler = grad_scaler(optimizer, device)
     params = list(parameters) if parameters is not None else None
     if params is None:

@@ -51,6 +51,24 @@ def rank() -> int:
     return dist.get_rank() if dist.is_available() and dist.is_initialized() else 0
 
 
+def world_size() -> int:
+    """How many processes train together (1 when not distributed).
+
+    >>> world_size()
+    1
+    """
+    return dist.get_world_size() if dist.is_available() and dist.is_initialized() else 1
+
+
+def backend() -> str:
+    """The process group's backend (``"nccl"``, ``"gloo"``...), ``"none"`` when not distributed.
+
+    >>> backend()
+    'none'
+    """
+    return str(dist.get_backend()) if dist.is_available() and dist.is_initialized() else "none"
+
+
 def is_main() -> bool:
     """Only the main process prints summaries and writes files."""
     return rank() == 0
@@ -72,15 +90,48 @@ def loader(dataset: Dataset, batch_size: int, shuffle: bool = True, seed: int = 
     return DataLoader(dataset, batch_size=batch_size, sampler=sampler)
 
 
+def backend_device(name: str, cuda_index: int = 0) -> torch.device:
+    """The device a process-group backend reduces on: CUDA for NCCL, the CPU for gloo and MPI.
+
+    ``name`` is what ``dist.get_backend()`` says: ``"nccl"``, ``"gloo"``, or a per-device
+    list such as ``"cpu:gloo,cuda:nccl"`` (CUDA tensors then go through NCCL).
+
+    >>> backend_device("gloo"), backend_device("nccl", 1), backend_device("cpu:gloo,cuda:nccl")
+    (device(type='cpu'), device(type='cuda', index=1), device(type='cuda', index=0))
+    """
+    return torch.device("cuda", cuda_index) if "nccl" in name.lower() else torch.device("cpu")
+
+
+def collective_device() -> torch.device:
+    """The device this process's collectives need their tensors on (the CPU when not distributed).
+
+    NCCL, the backend ``torchrun`` uses on GPUs, accepts only tensors on the process's own
+    GPU; gloo only CPU tensors.
+
+    >>> collective_device()      # a plain process
+    device(type='cpu')
+    """
+    return backend_device(backend(), torch.cuda.current_device() if torch.cuda.is_available() else 0)
+
+
 def all_sum(*values: torch.Tensor) -> list[torch.Tensor]:
-    """Sum tensors over all processes (no-op in a single process)."""
+    """Sum tensors over all processes in float64 (no-op in a single process).
+
+    Whatever device the tensors are on, they travel in one float64 tensor on
+    :func:`collective_device` (one collective, not one per value) and come back on their own
+    devices (float64: counts stay exact and float32 sums lose nothing on the way).
+
+    >>> all_sum(torch.tensor(2.5), torch.tensor(3))      # a plain process: unchanged
+    [tensor(2.5000), tensor(3)]
+    """
     if not (dist.is_available() and dist.is_initialized()):
         return list(values)
-    out = []
+    flat = torch.cat([v.detach().reshape(-1).to(collective_device(), torch.float64) for v in values])
+    dist.all_reduce(flat)
+    out, start = [], 0
     for v in values:
-        v = v.clone().double()
-        dist.all_reduce(v)
-        out.append(v)
+        out.append(flat[start:start + v.numel()].reshape(v.shape).to(v.device))
+        start += v.numel()
     return out
 
 

@@ -43,6 +43,7 @@ def main(argv: list[str] | None = None) -> float:
         opt, args.epochs, scheduler=sched, device=device,
         checkpoint_dir=args.checkpoint_dir, progress=distributed.is_main())
     if distributed.is_main():
+        print(f"{distributed.world_size()} process(es), backend {distributed.backend()}, device {device}")
         print(f"best val accuracy {history.best_val_acc:.3f} at epoch {history.best_epoch + 1}")
     distributed.cleanup()
     return history.best_val_acc

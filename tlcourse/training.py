@@ -172,7 +172,10 @@ def run_epoch(model: nn.Module, loader: Iterable, loss_fn: Callable, device: tor
     """
     training = optimizer is not None
     model.train(training)
-    total_loss, correct, seen = torch.zeros(()), torch.zeros((), dtype=torch.long), 0
+    # The sums stay on the training device: a `.cpu()` per batch waited for the GPU at every
+    # step, and NCCL (torchrun on GPUs) reduces only CUDA tensors. One host read per epoch, at the end.
+    total_loss = torch.zeros((), device=device)
+    correct, seen = torch.zeros((), dtype=torch.long, device=device), 0
     # iter() here, once: tqdm.auto's (asyncio) tqdm calls iter() on an iterable in its constructor,
     # which started a second DataLoader iterator every epoch (an extra draw from torch's RNG, so a
     # hand-written loop with the same seed shuffled differently, and extra worker start-ups)
@@ -191,13 +194,14 @@ def run_epoch(model: nn.Module, loader: Iterable, loss_fn: Callable, device: tor
                                parameters=model.parameters() if clip_norm is not None else None)
                 if step_scheduler is not None:
                     step_scheduler.step()
-            n = labels.shape[0]
-            total_loss += loss.detach().float().cpu() * n
+            n = labels.shape[0]  # a shape: known on the host, no wait
+            total_loss += loss.detach().float() * n
             if labels.dim() == 1:  # hard labels; soft (MixUp) labels have no accuracy
-                correct += (logits.argmax(1) == labels).sum().cpu()
+                correct += (logits.argmax(1) == labels).sum()
             seen += n
     # Under torchrun every process saw its own shard: average over all of them so
-    # every process records the same metrics and takes the same early-stopping decision.
+    # every process records the same metrics and takes the same early-stopping decision
+    # (all_sum moves the sums to the device the process group's backend reduces on).
     total_loss, correct, n_seen = all_sum(total_loss, correct, torch.tensor(seen))
     if int(n_seen) == 0:
         raise CourseError("The data loader is empty: check the dataset and the subset size.")
