@@ -22,6 +22,7 @@ REPO = Path(__file__).resolve().parents[1]
 RECORDED = REPO / "benchmarks" / "recorded.json"
 README = REPO / "README.md"
 MARK = "**Time on a 2-core laptop CPU**"
+STANDIN_KEY = "resnet18-standin"  # benchmarks/run.py --standin: ResNet-18 timed with random weights
 
 
 def human(seconds: float) -> str:
@@ -53,6 +54,19 @@ def title_line(records: dict[str, dict]) -> str:
             + "; ".join(parts) + ".")
 
 
+def standin_line(records: dict[str, dict]) -> str:
+    """The title cell's sentence on ResNet-18's time ("" for a lesson without the vision backbone).
+
+    >>> standin_line({"quick": {"wall_s": 40}})
+    ' With ResNet-18 (the default online): quick about 40 s, full not measured yet.'
+    """
+    if not records:
+        return ""
+    return (" With ResNet-18 (the default online): "
+            + ", ".join(f"{p} about {human(records[p]['wall_s'])}" if p in records else f"{p} not measured yet"
+                        for p in ("quick", "full")) + ".")
+
+
 def readme_cell(records: dict[str, dict]) -> str:
     """README's "quick / full" column.
 
@@ -70,20 +84,23 @@ def sync(check: bool) -> list[str]:
     for path in sorted((REPO / "notebooks").glob("[0-9][0-9]_*.ipynb")):
         lesson = path.name[:2]
         records = {p: recorded[p][lesson] for p in ("quick", "full") if lesson in recorded.get(p, {})}
+        standin = {p: r[lesson] for p, r in recorded.get(STANDIN_KEY, {}).items() if lesson in r}
         raw = path.read_text(encoding="utf-8")
         nb = json.loads(raw)
         source = "".join(nb["cells"][0]["source"])
         if MARK not in source:
             stale.append(f"{path.name}: the title cell has no '{MARK}' line")
             continue
-        new_source = re.sub(re.escape(MARK) + r"[^\n]*", lambda _: title_line(records), source, count=1)
+        new_source = re.sub(re.escape(MARK) + r"[^\n]*", lambda _: title_line(records) + standin_line(standin),
+                            source, count=1)
         if new_source != source:
             stale.append(path.name)
             nb["cells"][0]["source"] = new_source.splitlines(keepends=True)
             if not check:
                 path.write_text(json.dumps(nb, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
-        row = re.compile(rf"^(\| {lesson} \|.*\| )([^|]*)( \|)$", re.M)
-        readme, n = row.subn(lambda m: m.group(1) + readme_cell(records) + m.group(3), readme)
+        row = re.compile(rf"^(\| {lesson} \|.*\| )([^|]*) \| ([^|]*)( \|)$", re.M)
+        resnet = readme_cell(standin) if standin else "no vision backbone"
+        readme, n = row.subn(lambda m: m.group(1) + resnet + " | " + readme_cell(records) + m.group(4), readme)
         if n != 1:
             stale.append(f"README.md: {n} rows for lesson {lesson}")
     if readme != README.read_text(encoding="utf-8"):
