@@ -17,7 +17,7 @@ export MALLOC_TRIM_THRESHOLD_ ?= 17179869184
 export MALLOC_ARENA_MAX ?= 1
 ROOT_FLAG := $(shell [ "$$(id -u)" = 0 ] && echo --allow-root)
 
-.PHONY: start install data lab lint test test-fast test-unit test-notebooks site site-build benchmark benchmark-full clean lock python-version
+.PHONY: start install data lab lint test test-fast test-unit test-notebooks site site-build benchmark benchmark-full clean lock python-version test-gpu
 
 start: install data lab
 
@@ -116,6 +116,14 @@ benchmark-full: install
 	TLCOURSE_BACKBONE=efficientnet_lite0 TLCOURSE_CACHE=$$(mktemp -d) \
 	$(PY) benchmarks/run.py --only notebooks --profile full --stale --record $(BENCH_ARGS)
 	$(PY) tools/sync_times.py
+
+# Every lesson (full profile) on a CUDA GPU through CI's executor, each checked to have run its
+# work on the GPU (not silently on the CPU); the precision tests (bf16 where native, fp16 with a
+# GradScaler); torchrun with 2 processes (NCCL) when 2 GPUs are present; per-lesson wall time and
+# peak GPU memory recorded under `gpu` in benchmarks/recorded.json. Without a GPU it prints what it
+# skips and exits 0 (GPU_ARGS=--require-gpu: exit 2). tools/test_gpu.py --help for the options.
+test-gpu: install
+	TLCOURSE_BACKBONE=$${TLCOURSE_BACKBONE:-$$($(PY) -m tlcourse.backbones)} $(PY) tools/test_gpu.py $(GPU_ARGS)
 
 clean:
 	rm -rf $(VENV) .pytest_cache
