@@ -204,3 +204,27 @@ def test_history_add_epoch_routes_fields_and_extra_and_metric_reads_both():
     assert h.metric("train_loss") is h.train_loss and h.metric("domain_acc") == [0.8, 0.6]
     assert h.metric("never recorded") == [] and h.metric("best_epoch") == []  # not a per-epoch list
     assert (h.epochs, h.best_epoch, h.best_val_acc) == (2, 0, 0.5)
+
+
+def test_metrics_stay_on_the_device_until_the_epoch_ends(monkeypatch):
+    """No host read per batch (on a GPU each one waits for the device): the same few reads for 2 or 12 batches."""
+    reads = []
+    for name in ("cpu", "item", "tolist", "__float__", "__int__"):
+        real = getattr(torch.Tensor, name)
+
+        def spy(self, *args, _real=real, _name=name, **kwargs):
+            if __import__("sys")._getframe(1).f_globals.get("__name__") == "tlcourse.training":
+                reads.append(_name)
+            return _real(self, *args, **kwargs)
+        monkeypatch.setattr(torch.Tensor, name, spy)
+
+    counts = []
+    for n in (32, 192):  # 2 and 12 batches of 16
+        reads.clear()
+        training.seed_everything(0)
+        x = torch.randn(n, 6)
+        model, opt = model_and_opt()
+        loader = DataLoader(TensorDataset(x, (x[:, 0] > 0).long()), batch_size=16)
+        loss, acc = training.run_epoch(model, loader, nn.CrossEntropyLoss(), torch.device("cpu"), opt, progress=False)
+        counts.append(sorted(reads))
+    assert counts[0] == counts[1] and "cpu" not in counts[0] and len(counts[0]) <= 5, counts  # the sums, once
