@@ -113,3 +113,29 @@ def test_a_lesson_runs_through_the_ci_executor_with_the_probe(tmp_path, monkeypa
     row = gpu.run_lesson(path, cell_timeout=120)
     assert (row["lesson"], row["usage"], row["ok"]) == ("09", {"forward:cpu": 1}, False), row
     assert row["problems"] == ["the kernel saw no CUDA device"], row
+
+
+def test_on_a_gpu_machine_the_steps_run_in_order_and_failures_count(monkeypatch, tmp_path, capsys):
+    """main()'s GPU path with the GPU work faked: what it prints, returns and records."""
+    recorded = tmp_path / "recorded.json"
+    recorded.write_text(json.dumps({"full": {"01": {"wall_s": 50.0}}}))
+    monkeypatch.setattr(gpu, "RECORDED", recorded)
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 1)
+    monkeypatch.setattr(gpu, "device_info", lambda: {"name": "Fake GPU", "capability": "7.5", "precision": "fp16",
+                                                     "gpus": 1, "machine": "m"})
+    monkeypatch.setattr(gpu.subprocess, "run", lambda *a, **k: subprocess.CompletedProcess(a, 0))  # the pytest run
+
+    def lesson(path, cell_timeout):
+        ok = path.name[:2] != "02"
+        return {"lesson": path.name[:2], "notebook": path.name, "ok": ok, "wall_s": 10.0, "usage": {},
+                "peak_gpu_mb": 800.0 if ok else 0.0, "problems": [] if ok else ["no GPU memory was ever allocated"]}
+    monkeypatch.setattr(gpu, "run_lesson", lesson)
+    monkeypatch.setattr(gpu, "run_torchrun", lambda epochs: pytest.fail("1 GPU: torchrun must be skipped"))
+    assert gpu.main(["--lessons", "01,02"]) == gpu.EXIT_FAILED
+    out = capsys.readouterr().out
+    assert "Fake GPU" in out and "SKIP torchrun with 2 processes: 1 CUDA GPU" in out and "FAILED: 02_" in out
+    written = json.loads(recorded.read_text())
+    assert written["full"] == {"01": {"wall_s": 50.0}}, "the CPU records are kept"
+    assert written["gpu"]["device"] == "Fake GPU" and list(written["gpu"]["lessons"]) == ["01"]
+    assert written["gpu"]["torchrun"] == {"skipped": "1 GPU"}

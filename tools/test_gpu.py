@@ -272,7 +272,7 @@ def main(argv: list[str] | None = None) -> int:
     tests = subprocess.run([sys.executable, "-m", "pytest", "-q",
                             "tests/test_precision.py"], cwd=REPO)
     if tests.returncode:
-        failed.append("precision / fit tests on the GPU")
+        failed.append("precision tests on the GPU")
 
     print("== lessons, full profile, on the GPU")
     rows = []
@@ -294,7 +294,7 @@ def main(argv: list[str] | None = None) -> int:
         recorded = json.loads(RECORDED.read_text()) if RECORDED.exists() else {}
         RECORDED.write_text(json.dumps(merge_record(recorded, gpu_record(info, rows, torchrun)),
                                        indent=1, sort_keys=True) + "\n")
-        print(f"recorded the passed lessons under 'gpu' in {RECORDED.relative_to(REPO)}")
+        print(f"recorded the passed lessons under 'gpu' in {RECORDED}")
     if failed:
         print("FAILED: " + ", ".join(failed))
         return EXIT_FAILED
