@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
@@ -156,6 +157,58 @@ def test_train_dann_repeats_with_a_seed():
 
     runs = [run(), run()]
     assert runs[0].train_loss == runs[1].train_loss and runs[0].extra == runs[1].extra
+
+
+def test_train_dann_reads_the_device_once_per_epoch_whatever_the_number_of_steps(monkeypatch):
+    """No host read per step (on a GPU each one waits for the device): the same few reads for 2 or 8 steps."""
+    reads = []
+    for name in ("cpu", "item", "tolist", "numpy", "__float__", "__int__", "__bool__"):
+        real = getattr(torch.Tensor, name)
+
+        def spy(self, *args, _real=real, _name=name, **kwargs):
+            if __import__("sys")._getframe(1).f_globals.get("__name__") == "tlcourse.dann":
+                reads.append(_name)
+            return _real(self, *args, **kwargs)
+        monkeypatch.setattr(torch.Tensor, name, spy)
+
+    counts = []
+    for n in (32, 128):  # 2 and 8 steps of 16 per epoch
+        reads.clear()
+        x, y = _images(n), torch.arange(n) % 10
+        h = train_dann(DANN(widths=(4, 6), hidden=(8,), domain_hidden=(8,)), (x, y), _images(n, colour=True),
+                       epochs=2, batch_size=16, device="cpu")
+        counts.append(sorted(reads))
+        assert h.epochs == 2
+    assert counts[0] == counts[1] and "item" not in counts[0] and len(counts[0]) <= 2, counts  # the sums, once an epoch
+
+
+def test_train_dann_epoch_means_are_the_host_means_of_its_steps_bit_for_bit(monkeypatch):
+    """Summing on the device changes no number: each epoch's means are what adding every step's
+    floats on the host in float64 (as dann_step returns them) gives, to the last bit."""
+    steps = []
+    real_update = dann._update
+
+    def update(*args, **kwargs):
+        out = real_update(*args, **kwargs)
+        steps.append(out.clone().tolist())  # the step's three float32 numbers, as dann_step returns them
+        return out
+    monkeypatch.setattr(dann, "_update", update)
+    x, y = _images(96), torch.arange(96) % 10
+    h = train_dann(DANN(widths=(4, 6), hidden=(8,), domain_hidden=(8,)), (x, y), _images(80, colour=True),
+                   epochs=2, batch_size=16, device="cpu")
+    for epoch, per_step in enumerate([steps[:6], steps[6:]]):
+        sums = np.zeros(3)
+        for values in per_step:
+            sums += values
+        expected = [float(v) for v in sums / 6]
+        got = [h.train_loss[epoch], h.extra["domain_loss"][epoch], h.extra["domain_acc"][epoch]]
+        assert [v.hex() for v in got] == [v.hex() for v in expected]
+    assert len(steps) == 12
+
+
+def test_dann_step_returns_python_floats():
+    _, _, _, losses, _ = _step_grads(0.5)
+    assert all(type(v) is float for v in losses)
 
 
 def test_watching_domain_classifier_learns_to_tell_grey_from_colour():

@@ -235,6 +235,15 @@ def dann_step(model: DANN, optimizer: torch.optim.Optimizer, xs: torch.Tensor, y
     re-estimates the statistics on target images after training.
     """
     adapt = lambd > 0 if adapt is None else adapt
+    label_loss, domain_loss, domain_acc = _update(model, optimizer, xs, ys, xt, lambd, adapt).tolist()
+    return label_loss, domain_loss, domain_acc
+
+
+def _update(model: DANN, optimizer: torch.optim.Optimizer, xs: torch.Tensor, ys: torch.Tensor,
+            xt: torch.Tensor, lambd: float, adapt: bool) -> torch.Tensor:
+    """:func:`dann_step`'s update; its (label loss, domain loss, domain accuracy) as one float32
+    tensor on the training device, so :func:`train_dann` can sum them there without a host read
+    (a ``.item()`` per step waits for the GPU at every step)."""
     model.train()
     model.reversal.lambd = lambd
     device = xs.device
@@ -257,7 +266,7 @@ def dann_step(model: DANN, optimizer: torch.optim.Optimizer, xs: torch.Tensor, y
     # The reversal layer flips the domain gradient for G_f only, so one sum trains all three.
     optimizer_step(label_loss + domain_loss, optimizer, device)  # backward + step (loss-scaled in float16)
     dom_acc = (dom_logits.argmax(1) == dom_true).float().mean()
-    return label_loss.item(), domain_loss.item(), dom_acc.item()
+    return torch.stack([label_loss.detach().float(), domain_loss.detach().float(), dom_acc])
 
 
 def _batches(n: int, batch_size: int, generator: torch.Generator) -> Iterable[torch.Tensor]:
@@ -315,16 +324,20 @@ def train_dann(model: DANN, source: Data, target_x: torch.Tensor, *, epochs: int
     opt = torch.optim.Adam(model.parameters(), lr=lr)
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: (1 + 10 * s / (epochs * steps)) ** -0.75)
     history = History()
+    # The per-step numbers are summed on the training device and read once per epoch. float64
+    # where the device has it (CPU, CUDA): the same float64 sums, in the same order, as adding
+    # each step's .item()s on the host did, so CPU histories are unchanged bit for bit. MPS has no float64.
+    sum_dtype = torch.float32 if device.type == "mps" else torch.float64
     for epoch in range(epochs):
-        t0, sums = time.perf_counter(), np.zeros(3)
+        t0, sums = time.perf_counter(), torch.zeros(3, dtype=sum_dtype, device=device)
         for step in range(steps):
             p = (epoch * steps + step) / (epochs * steps)
             lambd = lambda_schedule(p, gamma, max_lambda) if mode == "dann" else 0.0
             i, j = next(src_batches).to(device), next(tgt_batches).to(device)
-            sums += dann_step(model, opt, xs_all[i], ys_all[i], xt_all[j], lambd, adapt=mode != "source")
+            sums += _update(model, opt, xs_all[i], ys_all[i], xt_all[j], lambd, adapt=mode != "source")
             sched.step()
+        label_loss, domain_loss, domain_acc = (v / steps for v in sums.tolist())  # the epoch's one host read
         train_time = time.perf_counter() - t0
-        label_loss, domain_loss, domain_acc = (float(v) for v in sums / steps)
         val_acc = digit_accuracy(model, eval_data) if eval_data is not None else None
         history.add_epoch(train_loss=label_loss, val_acc=val_acc, lr=opt.param_groups[0]["lr"],
                           domain_loss=domain_loss, domain_acc=domain_acc, **{"lambda": lambd},
