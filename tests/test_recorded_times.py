@@ -57,3 +57,53 @@ def test_title_cells_and_readme_show_the_recorded_times():
     out = subprocess.run([sys.executable, str(REPO / "tools" / "sync_times.py"), "--check"],
                          capture_output=True, text=True)
     assert out.returncode == 0, f"run `python tools/sync_times.py`:\n{out.stdout}{out.stderr}"
+
+
+def _sync_times():
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("sync_times", REPO / "tools" / "sync_times.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_a_gpu_record_adds_a_gpu_column_to_readme_and_its_absence_removes_it(tmp_path, monkeypatch):
+    """With a ``gpu`` entry (``make test-gpu``) README's table gains "GPU (<device>): full"; without
+    one the table is what it was, byte for byte. Runs on copies (the real record has no GPU run)."""
+    import shutil
+
+    sync_times = _sync_times()
+    (tmp_path / "notebooks").mkdir()
+    for path in NOTEBOOKS:
+        shutil.copy(path, tmp_path / "notebooks" / path.name)
+    readme = (REPO / "README.md").read_text(encoding="utf-8")
+    (tmp_path / "README.md").write_text(readme, encoding="utf-8")
+    lessons = [p.name[:2] for p in NOTEBOOKS]
+    fake_gpu = {"device": "NVIDIA H100 80GB HBM3", "precision": "bf16", "date": "2026-12-07", "profile": "full",
+                "lessons": {lesson: {"notebook": f"{lesson}_x.ipynb", "wall_s": 10.0 + i, "peak_gpu_mb": 900}
+                            for i, lesson in enumerate(lessons[1:])}}  # the first lesson not measured
+    record = tmp_path / "recorded.json"
+    record.write_text(json.dumps({**RECORDED, "gpu": fake_gpu}))
+    monkeypatch.setattr(sync_times, "REPO", tmp_path)
+    monkeypatch.setattr(sync_times, "README", tmp_path / "README.md")
+    monkeypatch.setattr(sync_times, "RECORDED", record)
+
+    assert sync_times.sync(check=True) == ["README.md"]  # only README's table; no title cell changes
+    sync_times.sync(check=False)
+    lines = (tmp_path / "README.md").read_text(encoding="utf-8").splitlines()
+    start = next(i for i, line in enumerate(lines) if line.startswith("| # | notebook |"))
+    table = lines[start:lines.index("", start)]
+    assert table[0].endswith("| EfficientNet-Lite0 (offline, CI): quick / full | GPU (NVIDIA H100 80GB HBM3): full |")
+    assert table[1] == "|---|" + "---|" * 6
+    rows = {line[2:4]: line for line in table[2:]}
+    assert sorted(rows) == lessons
+    assert rows[lessons[0]].endswith(" | not measured yet |")
+    for i, lesson in enumerate(lessons[1:]):
+        assert rows[lesson].endswith(f" | {10 + i} s |") and rows[lesson].count(" | ") == 6, rows[lesson]
+    assert sync_times.sync(check=True) == []  # written once, stable
+
+    record.write_text(json.dumps(RECORDED))  # no GPU run: the column goes, the table is today's again
+    assert sync_times.sync(check=True) == ["README.md"]
+    sync_times.sync(check=False)
+    assert (tmp_path / "README.md").read_text(encoding="utf-8") == readme

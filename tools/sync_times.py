@@ -2,8 +2,10 @@
 
 ``benchmarks/run.py --only notebooks --record`` (quick profile) and ``--profile full --record``
 keep each lesson's wall time and peak memory in ``benchmarks/recorded.json``. This tool turns
-them into the title cell's "**Time on a 2-core laptop CPU** ..." line and the last column of
-README's lesson table, so that no lesson states a time nobody measured.
+them into the title cell's "**Time on a 2-core laptop CPU** ..." line and the time columns of
+README's lesson table, so that no lesson states a time nobody measured. When ``make test-gpu``
+(``tools/test_gpu.py``) has recorded a ``gpu`` entry, the table gains a last column,
+"GPU (<device>): full", with each lesson's wall time there; without one the table has no GPU column.
 ``tests/test_recorded_times.py`` fails when a stated time drifts from the record.
 
 Examples:
@@ -23,6 +25,10 @@ RECORDED = REPO / "benchmarks" / "recorded.json"
 README = REPO / "README.md"
 MARK = "**Time on a 2-core laptop CPU**"
 STANDIN_KEY = "resnet18-standin"  # benchmarks/run.py --standin: ResNet-18 timed with random weights
+# README's lesson table: four fixed columns, then the time columns this tool writes
+FIXED_COLUMNS = 4  # # | notebook | what you learn | open in
+TIME_HEADERS = ("ResNet-18 (online default): quick / full", "EfficientNet-Lite0 (offline, CI): quick / full")
+TABLE_HEADER = re.compile(r"^(\| # \| notebook \|[^\n]*)\n\|(?:-+\|)+$", re.M)  # the header and its |---| line
 
 
 def human(seconds: float) -> str:
@@ -77,10 +83,86 @@ def readme_cell(records: dict[str, dict]) -> str:
                       for p in ("quick", "full"))
 
 
+def gpu_header(gpu: dict) -> str:
+    """The GPU column's header, from ``recorded.json``'s ``gpu`` entry (``tools/test_gpu.py``).
+
+    >>> gpu_header({"device": "NVIDIA H100 80GB HBM3", "profile": "full", "lessons": {}})
+    'GPU (NVIDIA H100 80GB HBM3): full'
+    """
+    return f"GPU ({gpu['device'].replace('|', '/')}): {gpu.get('profile', 'full')}"
+
+
+def gpu_cell(gpu: dict, lesson: str) -> str:
+    """A lesson's cell in the GPU column: its wall time there, or "not measured yet".
+
+    >>> gpu = {"device": "NVIDIA H100",
+    ...        "lessons": {"02": {"notebook": "02_x.ipynb", "wall_s": 41.3, "peak_gpu_mb": 900}}}
+    >>> gpu_cell(gpu, "02"), gpu_cell(gpu, "03")
+    ('41 s', 'not measured yet')
+    """
+    record = gpu.get("lessons", {}).get(lesson)
+    return human(record["wall_s"]) if record else "not measured yet"
+
+
+def with_time_cells(line: str, cells: list[str]) -> str:
+    """A row (or the header) of README's lesson table with its time columns replaced by ``cells``.
+
+    The first :data:`FIXED_COLUMNS` cells stay as they are; whatever followed them (two time
+    columns, or three with a GPU column) is replaced, so the table can gain or lose the GPU column.
+
+    >>> with_time_cells("| 01 | [a](a.ipynb) | b, c | [Colab](x) · [Kaggle](y) | 1 s / 2 s | 3 s / 4 s |",
+    ...                 ["5 s / 6 s", "7 s / 8 s", "9 s"])
+    '| 01 | [a](a.ipynb) | b, c | [Colab](x) · [Kaggle](y) | 5 s / 6 s | 7 s / 8 s | 9 s |'
+    """
+    fixed = [c.strip() for c in re.split(r"(?<!\\)\|", line.strip())[1:-1]][:FIXED_COLUMNS]
+    return "| " + " | ".join(fixed + list(cells)) + " |"
+
+
+def lesson_table(readme: str, rows: dict[str, list[str]], gpu: dict | None) -> tuple[str, list[str]]:
+    r"""README with its lesson table's header and rows rewritten; and what was wrong with the table.
+
+    ``rows`` maps a lesson ("01") to its ResNet-18 and EfficientNet-Lite0 cells; with ``gpu``
+    (``recorded.json``'s ``gpu`` entry) each row gets its GPU cell and the header its GPU column.
+
+    >>> table = (
+    ...     "| # | notebook | what you learn | open in | A: quick / full | B: quick / full |\n"
+    ...     "|---|---|---|---|---|---|\n"
+    ...     "| 01 | [x](x.ipynb) | y | z | 1 s / 2 s | 3 s / 4 s |\n")
+    >>> gpu = {"device": "NVIDIA H100", "lessons": {"01": {"wall_s": 12.3}}}
+    >>> with_gpu, problems = lesson_table(table, {"01": ["1 s / 2 s", "3 s / 4 s"]}, gpu)
+    >>> header, rule, row = with_gpu.splitlines()
+    >>> header.split(" | ")[-2:], rule
+    (['EfficientNet-Lite0 (offline, CI): quick / full', 'GPU (NVIDIA H100): full |'], '|---|---|---|---|---|---|---|')
+    >>> row
+    '| 01 | [x](x.ipynb) | y | z | 1 s / 2 s | 3 s / 4 s | 12 s |'
+    >>> lesson_table(with_gpu, {"01": ["1 s / 2 s", "3 s / 4 s"]}, None)[0].splitlines()[2]
+    '| 01 | [x](x.ipynb) | y | z | 1 s / 2 s | 3 s / 4 s |'
+    >>> problems, lesson_table(table, {"02": ["-", "-"]}, None)[1]
+    ([], ['README.md: 0 rows for lesson 02'])
+    """
+    problems = []
+    headers = list(TIME_HEADERS) + ([gpu_header(gpu)] if gpu else [])
+
+    def header(m: re.Match) -> str:
+        line = with_time_cells(m.group(1), headers)
+        return line + "\n|" + "---|" * (FIXED_COLUMNS + len(headers))
+
+    readme, n = TABLE_HEADER.subn(header, readme)
+    if n != 1:
+        problems.append(f"README.md: {n} lesson table headers")
+    for lesson, cells in rows.items():
+        cells = list(cells) + ([gpu_cell(gpu, lesson)] if gpu else [])
+        readme, n = re.subn(rf"^\| {lesson} \|[^\n]*$", lambda m: with_time_cells(m.group(0), cells), readme,
+                            flags=re.M)
+        if n != 1:
+            problems.append(f"README.md: {n} rows for lesson {lesson}")
+    return readme, problems
+
+
 def sync(check: bool) -> list[str]:
     """Update (or with ``check`` only list) the notebooks and README rows that differ."""
     recorded = json.loads(RECORDED.read_text())
-    stale, readme = [], README.read_text(encoding="utf-8")
+    stale, readme, rows = [], README.read_text(encoding="utf-8"), {}
     for path in sorted((REPO / "notebooks").glob("[0-9][0-9]_*.ipynb")):
         lesson = path.name[:2]
         records = {p: recorded[p][lesson] for p in ("quick", "full") if lesson in recorded.get(p, {})}
@@ -98,13 +180,11 @@ def sync(check: bool) -> list[str]:
             nb["cells"][0]["source"] = new_source.splitlines(keepends=True)
             if not check:
                 path.write_text(json.dumps(nb, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
-        row = re.compile(rf"^(\| {lesson} \|.*\| )([^|]*) \| ([^|]*)( \|)$", re.M)
         # the lessons that load the vision backbone (tests/test_resnet_standin.py lists them the same way)
         vision = re.search(r"backbones\.(get_spec|build)\(", raw)
-        resnet = readme_cell(standin) if vision else "no vision backbone"
-        readme, n = row.subn(lambda m: m.group(1) + resnet + " | " + readme_cell(records) + m.group(4), readme)
-        if n != 1:
-            stale.append(f"README.md: {n} rows for lesson {lesson}")
+        rows[lesson] = [readme_cell(standin) if vision else "no vision backbone", readme_cell(records)]
+    readme, problems = lesson_table(readme, rows, recorded.get("gpu"))
+    stale += problems
     if readme != README.read_text(encoding="utf-8"):
         stale.append("README.md")
         if not check:
