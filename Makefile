@@ -17,7 +17,7 @@ export MALLOC_TRIM_THRESHOLD_ ?= 17179869184
 export MALLOC_ARENA_MAX ?= 1
 ROOT_FLAG := $(shell [ "$$(id -u)" = 0 ] && echo --allow-root)
 
-.PHONY: start install data lab lint test test-fast test-unit test-notebooks site site-build benchmark benchmark-full clean lock python-version test-gpu
+.PHONY: start install data lab lint test test-fast test-unit test-notebooks site site-build benchmark benchmark-full clean lock python-version test-colab test-gpu
 
 start: install data lab
 
@@ -62,6 +62,17 @@ lock:
 	UV_PYTHON_DOWNLOADS=never $(LOCK_TOOLS)/bin/uv pip compile --quiet --universal --python-version 3.11.5 \
 	  --generate-hashes $(LOCK_ARGS) -o requirements.lock $(sort $(wildcard requirements-*.txt))
 	$(LOCK_TOOLS)/bin/python tools/binder_lock.py
+
+# Every lesson (smoke profile, EfficientNet-Lite0, a fresh cache) on Colab's package versions, in a
+# second venv (COLAB_VENV): constraints/colab.txt (made from ../shared/platforms/colab-pip-freeze.txt
+# by `tools/platform_env.py constraints`) installed first, then the course the way the set-up cell
+# installs it (only what is missing; nothing of Colab's may move). Python 3.13, Colab's, when this
+# machine has it (COLAB_PYTHON=... to choose). Not part of `make test`: about 6 GB and a few minutes.
+COLAB_VENV ?= /tmp/tlcourse-colab
+test-colab:
+	$(PYTHON) tools/platform_env.py build --venv $(COLAB_VENV) $(if $(COLAB_PYTHON),--python $(COLAB_PYTHON))
+	TLCOURSE_BACKBONE=efficientnet_lite0 TLCOURSE_CACHE=$${TLCOURSE_CACHE:-$$(mktemp -d)/tlcourse-cache} \
+	  $(PYTHON) tools/platform_env.py run --venv $(COLAB_VENV)
 
 data: install
 	$(PY) data_scripts/fetch_data.py --all --weights auto

@@ -111,3 +111,43 @@ def test_the_lock_resolves_on(platform: str, python: str, uv: Path):
     missing = {n: v for n, v in resolved.items() if n not in wanted}
     assert not missing, f"{platform}/{python} needs packages the lock lacks (run `make lock`): {missing}"
     assert resolved == wanted, {n: (v, resolved.get(n)) for n, v in wanted.items() if resolved.get(n) != v}
+
+
+# ------------------------------------------------- the floors: Colab's versions, run by make test-colab
+COLAB = REPO / "constraints" / "colab.txt"
+FREEZE = REPO.parent / "shared" / "platforms" / "colab-pip-freeze.txt"
+
+
+def floors() -> dict[str, str]:
+    import tomllib
+
+    found = {}
+    for requirement in tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["dependencies"]:
+        match = re.match(r"^([A-Za-z0-9][\w.-]*)(?:\[[^\]]*\])?>=([\d.]+)", requirement)
+        assert match, f"{requirement}: every dependency has a floor (>=)"
+        found[re.sub(r"[-_.]+", "-", match[1]).lower()] = match[2]
+    return found
+
+
+def test_every_floor_is_a_version_make_test_colab_installs():
+    """`make test-colab` installs constraints/colab.txt and runs every lesson: each floor is that version."""
+    from packaging.version import Version
+
+    colab = {name: version for name, version, _ in locked_entries(COLAB.read_text())}
+    locked = {name: version for name, version, _ in locked_entries(LOCK.read_text())}
+    for name, floor in floors().items():
+        tested = colab.get(name) or locked[name]   # not on Colab: the set-up cell installs the locked one
+        assert Version(tested) >= Version(floor) and tested.startswith(floor), (
+            f"pyproject.toml: {name}>={floor}, but the oldest version a test runs is {tested}")
+
+
+@pytest.mark.skipif(not FREEZE.exists(), reason="../shared/platforms/ is not beside the checkout")
+def test_colab_constraints_are_colab_s_own_versions():
+    sys.path.insert(0, str(REPO / "tools"))
+    import platform_env
+
+    colab = platform_env.colab_versions(FREEZE.read_text())
+    pinned = {name: version for name, version, _ in locked_entries(COLAB.read_text())}
+    assert {"torch", "torchvision", "transformers", "ipywidgets", "ipykernel", "nbclient"} <= set(pinned)
+    assert {n: v for n, v in pinned.items() if colab.get(n) != v} == {}, "run: python tools/platform_env.py constraints"
+    assert (pinned["torch"], pinned["ipywidgets"]) == ("2.11.0", "7.7.1")

@@ -1,0 +1,236 @@
+"""The course on a hosted platform's own package versions (issue 28): Colab's, from its pip freeze.
+
+CI tests the newest pins (requirements.lock). A learner on Colab gets Colab's packages instead:
+the lesson's set-up cell runs ``pip install <the course>``, which keeps every installed package
+that satisfies pyproject.toml's floors and adds only what is missing. This script rebuilds that
+situation here and runs every lesson in it:
+
+``constraints``
+    writes ``constraints/colab.txt`` from ``../shared/platforms/colab-pip-freeze.txt``: every
+    package the course touches (the closure of its dependencies, plus the kernel and nbclient
+    that run a notebook) at Colab's version. Colab's torch and torchvision are ``+cpu`` builds
+    from PyTorch's index; the constraints name PyPI's build of the same version.
+``build``
+    a venv (default ``/tmp/tlcourse-colab``, Python 3.13 like Colab when there is one) with
+    those packages installed, then the course installed as the set-up cell does
+    (``pip install -e .``: only-if-needed, under the constraints, so nothing of Colab's can
+    move); ``pip check``; and a check that every constrained package is at Colab's version.
+``run``
+    every lesson through tools/nbexec.py (the executor of benchmarks/run.py) in that venv's
+    kernel, in the ``smoke`` profile; prints each lesson's cells, seconds and every error (a
+    ``check`` cell's AssertionError is expected there: smoke results mean nothing).
+
+Example:
+    python tools/platform_env.py constraints
+    python tools/platform_env.py build --python python3.13
+    TLCOURSE_DATA=../shared/course-data TLCOURSE_BACKBONE=efficientnet_lite0 \\
+        python tools/platform_env.py run
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+FREEZE = REPO.parent / "shared" / "platforms" / "colab-pip-freeze.txt"
+CONSTRAINTS = REPO / "constraints" / "colab.txt"
+VENV = Path("/tmp/tlcourse-colab")
+#: What runs a notebook besides the course: the kernel and the executor (tools/nbexec.py).
+EXECUTOR = {"ipykernel", "nbclient", "nbformat"}
+
+
+GPU_ONLY = re.compile(r"^(nvidia-.*|cuda-.*|triton)$")
+
+
+def canonical(name: str) -> str:
+    return re.sub(r"[-_.]+", "-", name).lower()
+
+
+def colab_versions(text: str) -> dict[str, str]:
+    """``{package: version}`` of a pip freeze; ``torch @ https://.../torch-2.11.0%2Bcpu-...`` -> 2.11.0."""
+    found = {}
+    for line in text.splitlines():
+        pinned = re.match(r"^([A-Za-z0-9][\w.-]*)==([^\s;]+)", line)
+        url = re.match(r"^([A-Za-z0-9][\w.-]*) @ \S+/[\w.]+?-(\d[\w.]*?)(?:%2B|\+)\w+-", line)
+        match = pinned or url
+        if match:
+            found[canonical(match[1])] = match[2]
+    return found
+
+
+def resolve_on_colab(colab: dict[str, str]) -> dict[str, str]:
+    """What ``pip install <course>`` ends with on Colab: uv resolves the course and the executor
+    for Colab's Python (3.13, Linux x86-64) with every Colab package constrained to Colab's version."""
+    import tempfile
+
+    uv = REPO / ".lock-tools" / "bin" / "uv"
+    if not uv.exists():
+        sh(sys.executable, "-m", "venv", str(uv.parents[1]))
+        sh(str(uv.parents[1] / "bin" / "python"), "-m", "pip", "install", "--quiet", "--require-hashes",
+           "-r", str(REPO / "constraints" / "lock-tools.txt"))
+    with tempfile.TemporaryDirectory() as tmp:
+        (Path(tmp) / "colab.txt").write_text("".join(f"{n}=={v}\n" for n, v in colab.items()))
+        (Path(tmp) / "in.txt").write_text(f"-e {REPO}\n" + "".join(f"{n}\n" for n in sorted(EXECUTOR)))
+        out = subprocess.run([str(uv), "pip", "compile", str(Path(tmp) / "in.txt"), "-c", str(Path(tmp) / "colab.txt"),
+                              "--python-version", "3.13", "--python-platform", "x86_64-manylinux_2_28",
+                              "--no-header", "--no-annotate", "--quiet"],
+                             capture_output=True, text=True, check=True,
+                             env={**os.environ, "UV_PYTHON_DOWNLOADS": "never"})
+    return {canonical(m[1]): m[2] for m in re.finditer(r"^([A-Za-z0-9][\w.-]*)==(\S+)", out.stdout, re.M)}
+
+
+def constraints_text() -> str:
+    # CUDA's wheels: Colab's torch is the +cpu build, which needs none; PyPI's build of the same
+    # version brings the ones it was built with (Colab's nvidia-nccl, for JAX, would clash).
+    colab = {n: v for n, v in colab_versions(FREEZE.read_text()).items() if not GPU_ONLY.match(n)}
+    resolved = resolve_on_colab(colab)
+    wanted = sorted(n for n in resolved if n in colab)
+    added = sorted(f"{n} {v}" for n, v in resolved.items() if n not in colab and not GPU_ONLY.match(n))
+    assert all(resolved[n] == colab[n] for n in wanted), "uv moved a Colab package"
+    return ("# Colab's versions of every package the course touches: what `pip install <the course>` (the\n"
+            "# set-up cell) plus the kernel and nbclient need on Colab, resolved with every package of\n"
+            "# ../shared/platforms/colab-pip-freeze.txt held at Colab's version. torch and torchvision:\n"
+            "# PyPI's build of Colab's +cpu version (with the CUDA wheels it needs, unpinned here).\n"
+            "# Made by `python tools/platform_env.py constraints`; do not edit.\n"
+            f"# Not on Colab, so the set-up cell's pip adds them: {', '.join(added)}\n"
+            + "".join(f"{n}=={colab[n]}\n" for n in wanted))
+
+
+def pinned(path: Path) -> dict[str, str]:
+    return {canonical(m[1]): m[2] for m in re.finditer(r"^([A-Za-z0-9][\w.-]*)==(\S+)", path.read_text(), re.M)}
+
+
+def default_python() -> str:
+    for candidate in ("python3.13", str(Path.home() / ".pyenv/versions/3.13.0/bin/python3.13")):
+        if shutil.which(candidate) or Path(candidate).is_file():
+            return candidate
+    return sys.executable
+
+
+def sh(*cmd: str, **kw) -> None:
+    print("+", " ".join(cmd), flush=True)
+    subprocess.run(cmd, check=True, **kw)
+
+
+def build(venv: Path, python: str) -> int:
+    t0 = time.perf_counter()
+    if venv.exists():
+        shutil.rmtree(venv)
+    sh(python, "-m", "venv", str(venv))
+    py = str(venv / "bin" / "python")
+    sh(py, "-m", "pip", "install", "--quiet", "--upgrade", "pip")
+    # 1. The platform: Colab's packages, exactly (what the runtime has before the set-up cell).
+    sh(py, "-m", "pip", "install", "--quiet", "-r", str(CONSTRAINTS))
+    # 2. The set-up cell's `pip install <course>`: only-if-needed, and under the constraints, so
+    #    pip fails rather than move a Colab package (a floor above Colab's version would do that).
+    sh(py, "-m", "pip", "install", "--quiet", "-c", str(CONSTRAINTS), "-e", str(REPO))
+    sh(py, "-m", "pip", "check")
+    have = json.loads(subprocess.run(
+        [py, "-c", "import json, importlib.metadata as m; print(json.dumps({d.metadata['Name']: d.version "
+         "for d in m.distributions()}))"], capture_output=True, text=True, check=True).stdout)
+    have = {canonical(n): v for n, v in have.items()}
+    moved = {n: (v, have.get(n)) for n, v in pinned(CONSTRAINTS).items() if have.get(n) != v}
+    print(f"platform_env: built {venv} in {time.perf_counter() - t0:.0f} s "
+          f"({subprocess.run([py, '--version'], capture_output=True, text=True).stdout.strip()}); "
+          f"not at Colab's version: {moved or 'none'}", flush=True)
+    return 1 if moved else 0
+
+
+RUNNER = """
+import json, os, sys, time, nbformat
+sys.path.insert(0, os.environ["TLCOURSE_TOOLS"])
+import nbexec
+path, save = sys.argv[1], sys.argv[2]
+nb = nbformat.read(path, 4)
+t0 = time.perf_counter()
+try:
+    nbexec.execute(nb, cwd=os.path.dirname(path), timeout=int(os.environ.get("CELL_TIMEOUT", "900")))
+    crash = None
+except Exception as exc:   # the kernel died or a cell timed out
+    crash = f"{type(exc).__name__}: {str(exc)[-300:]}"
+seconds = round(time.perf_counter() - t0, 1)
+if save:
+    nbformat.write(nb, os.path.join(save, os.path.basename(path)))
+code = [c for c in nb.cells if c.cell_type == "code"]
+errors = [{"code_cell": i, "tags": c.metadata.get("tags", []), "ename": o["ename"], "evalue": o["evalue"][:400],
+           "source": c.source[:160]}
+          for i, c in enumerate(code) for o in c.get("outputs", []) if o.get("output_type") == "error"]
+print("RESULT " + json.dumps({"cells": len(code), "ran": sum(1 for c in code if c.get("execution_count")),
+                              "seconds": seconds, "errors": errors, "crash": crash}))
+"""
+
+
+def broken(result: dict, profile: str) -> list[dict]:
+    """The errors that mean the lesson broke. In the smoke profile the results mean nothing
+    (tlcourse/config.py), so a ``check`` cell's AssertionError there is not one."""
+    return [e for e in result.get("errors", [])
+            if not (profile == "smoke" and "check" in e["tags"] and e["ename"] == "AssertionError")]
+
+
+KERNEL_PROBE = """
+import os, sys, nbformat
+sys.path.insert(0, os.environ["TLCOURSE_TOOLS"])
+import nbexec
+nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(
+    "import sys, torch, torchvision, transformers, ipywidgets, ipykernel\\n"
+    "print(sys.executable, sys.version.split()[0], torch.__version__, torchvision.__version__, "
+    "transformers.__version__, ipywidgets.__version__, ipykernel.__version__)")])
+nbexec.execute(nb, timeout=300)
+print(nb.cells[0].outputs[0]["text"].strip())
+"""
+
+
+def run(venv: Path, profile: str, only: list[str], save: Path | None = None) -> int:
+    py = str(venv / "bin" / "python")
+    env = {**os.environ, "TLCOURSE_PROFILE": profile, "TLCOURSE_TOOLS": str(REPO / "tools")}
+    # The kernel nbclient starts must be this venv's, with Colab's versions: ask it.
+    probe = subprocess.run([py, "-c", KERNEL_PROBE], capture_output=True, text=True, env=env)
+    print("platform_env: the kernel's python, torch, torchvision, transformers, ipywidgets, ipykernel:",
+          probe.stdout.strip() or probe.stderr[-1000:], flush=True)
+    if not probe.stdout.strip().startswith(py):
+        return 1
+    lessons = sorted((REPO / "notebooks").glob("[0-9][0-9]_*.ipynb"))
+    lessons = [p for p in lessons if not only or any(p.name.startswith(o) for o in only)]
+    if save:
+        save.mkdir(parents=True, exist_ok=True)
+    failed, t_all = 0, time.perf_counter()
+    for path in lessons:
+        proc = subprocess.run([py, "-c", RUNNER, str(path), str(save or "")], capture_output=True, text=True,
+                              env=env)
+        line = next((ln for ln in proc.stdout.splitlines() if ln.startswith("RESULT ")), None)
+        result = json.loads(line[7:]) if line else {"crash": proc.stderr[-1500:]}
+        bad = proc.returncode != 0 or not line or broken(result, profile) or result.get("crash")
+        failed += bool(bad)
+        print(f"platform_env: {path.name}: {'FAIL' if bad else 'ok'} {json.dumps(result)}", flush=True)
+    print(f"platform_env: {len(lessons) - failed} of {len(lessons)} lessons passed "
+          f"({profile} profile) in {time.perf_counter() - t_all:.0f} s", flush=True)
+    return 1 if failed else 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("command", choices=["constraints", "build", "run"])
+    parser.add_argument("--venv", type=Path, default=VENV)
+    parser.add_argument("--python", default=None, help="the venv's Python (default: 3.13 if found)")
+    parser.add_argument("--profile", default="smoke")
+    parser.add_argument("--only", nargs="*", default=[], help="lesson numbers, e.g. 00 03")
+    parser.add_argument("--save", type=Path, default=None, help="write the executed lessons here")
+    args = parser.parse_args(argv)
+    if args.command == "constraints":
+        CONSTRAINTS.write_text(constraints_text())
+        print(f"{CONSTRAINTS.relative_to(REPO)}: {len(pinned(CONSTRAINTS))} packages at Colab's versions")
+        return 0
+    if args.command == "build":
+        return build(args.venv, args.python or default_python())
+    return run(args.venv, args.profile, args.only, args.save)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
