@@ -80,10 +80,10 @@ def in_subprocess(section: str, env: dict | None = None) -> dict:
 # --------------------------------------------------------------------------- notebooks
 def run_notebook(path: Path, profile: str = "quick") -> dict:
     """Execute one notebook in a child process; wall time and the kernel's peak memory."""
-    # tools/nbexec.py: nbclient waiting in 1 s slices (it missed a reply in lesson 04 and hung)
-    code = (f"import os, sys, nbformat; sys.path.insert(0, {str(REPO / 'tools')!r}); import nbexec; "
+    # tlcourse.execute: nbclient waiting in 1 s slices (it missed a reply in lesson 04 and hung)
+    code = ("import os, sys, nbformat; from tlcourse.execute import execute; "
             "nb = nbformat.read(sys.argv[1], 4); "
-            "nbexec.execute(nb, cwd=sys.argv[2], timeout=int(os.environ.get('BENCH_CELL_TIMEOUT', '3600'))); "
+            "execute(nb, cwd=sys.argv[2], timeout=int(os.environ.get('BENCH_CELL_TIMEOUT', '3600'))); "
             "import os; d = os.environ.get('BENCH_SAVE_DIR'); "
             "d and nbformat.write(nb, os.path.join(d, os.path.basename(sys.argv[1]))); "
             "errs = [o for cell in nb.cells for o in cell.get('outputs', []) if o.get('output_type') == 'error']; "

@@ -65,10 +65,12 @@ def pip_install(python: Path, *args: str, timeout: float = 600) -> subprocess.Co
 DRIVER = r'''
 import json, sys
 import nbformat
-import nbexec  # tools/nbexec.py, copied beside this driver: nbclient that cannot miss a reply
+# tlcourse/execute.py, copied beside this driver (the course may not be installed here yet):
+# nbclient that cannot miss a reply
+from tlcourse_execute import execute
 nb = nbformat.read(sys.argv[1], as_version=4)
 try:
-    nbexec.execute(nb, cwd=sys.argv[4], timeout=900, kernel_name=sys.argv[3], allow_errors=False)
+    execute(nb, cwd=sys.argv[4], timeout=900, kernel_name=sys.argv[3], allow_errors=False)
 finally:
     nbformat.write(nb, sys.argv[2])
 '''
@@ -88,7 +90,7 @@ def run_notebook(python: Path, notebook: Path, workdir: Path, env: dict[str, str
         '"display_name": "overlay", "language": "python"}' % python)
     driver = workdir / "run_notebook.py"
     driver.write_text(DRIVER)
-    shutil.copy(Path(__file__).resolve().parents[1] / "tools" / "nbexec.py", workdir / "nbexec.py")
+    shutil.copy(Path(__file__).resolve().parents[1] / "tlcourse" / "execute.py", workdir / "tlcourse_execute.py")
     executed = workdir / f"{notebook.stem}.out.ipynb"
     env = {**env, "JUPYTER_PATH": str(workdir / "jupyter"), "PYTHONDONTWRITEBYTECODE": "1"}
     result = subprocess.run([str(python), str(driver), str(notebook), str(executed), "overlay", str(workdir)],

@@ -72,13 +72,12 @@ def run_notebook(path: Path, root: Path, cache: Path, profile: str = "smoke",
     """Execute ``path`` in stand-in mode; one :class:`CellResult` per code cell."""
     import nbformat
 
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tools"))
-    import nbexec  # nbclient that cannot miss a reply (tools/nbexec.py says why)
+    from tlcourse.execute import execute  # nbclient that cannot miss a reply (the module says why)
 
     os.environ.update(TLCOURSE_BACKBONE="resnet18", TLCOURSE_PROFILE=profile,
                       TLCOURSE_DATA=str(root), TLCOURSE_CACHE=str(cache))
     nb = nbformat.read(path, as_version=4)
-    nbexec.execute(nb, cwd=path.parent, timeout=timeout)
+    execute(nb, cwd=path.parent, timeout=timeout)
     results = []
     for i, cell in enumerate(nb.cells):
         if cell.cell_type != "code":

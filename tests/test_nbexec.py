@@ -1,4 +1,5 @@
-"""tools/nbexec.py: nbclient whose waits come back every second, so a missed reply cannot hang a run."""
+"""tlcourse.execute (``tlcourse-execute``, formerly tools/nbexec.py): nbclient whose waits come back
+every second, so a missed reply cannot hang a run; its per-cell progress and its failure summary."""
 import asyncio
 import queue
 import sys
@@ -9,8 +10,9 @@ from pathlib import Path
 import nbformat
 import pytest
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tools"))
-import nbexec  # noqa: E402
+from tlcourse import execute as nbexec
+
+REPO = Path(__file__).resolve().parents[1]
 
 
 def run(coro):
@@ -59,3 +61,44 @@ def test_a_widget_notebook_runs_to_the_end():
         nbformat.v4.new_code_cell("1 + 1")])
     nbexec.execute(nb, timeout=120)
     assert nb.cells[1].outputs[0]["data"]["text/plain"] == "2"
+
+
+def test_tools_nbexec_is_the_package_executor():
+    sys.path.insert(0, str(REPO / "tools"))
+    import nbexec as old
+
+    assert old.execute is nbexec.execute and old.SlicedWaitClient is nbexec.SlicedWaitClient
+
+
+def test_profiles_match_the_config():
+    from tlcourse import config
+
+    assert nbexec._PROFILES == config.PROFILES
+
+
+def test_the_command_reports_progress_and_failed_checks(tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("TLCOURSE_PROFILE", "quick")  # restored afterwards: --profile sets it in os.environ
+    check = nbformat.v4.new_code_cell("assert x > 1, f'x is {x}, the bar is 1'", metadata={"tags": ["check"]})
+    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("import os\nx = 0"), check,
+                                         nbformat.v4.new_code_cell("print(os.environ['TLCOURSE_PROFILE'])")])
+    nbformat.write(nb, tmp_path / "lesson.ipynb")
+    status = nbexec.main([str(tmp_path / "lesson.ipynb"), "--profile", "smoke", "--output", str(tmp_path / "out")])
+    out = capsys.readouterr().out
+    assert status == 1
+    assert "[1/3] cell 0" in out and "[2/3] cell 1" in out and "CHECK" in out
+    assert "1 of 1 checks failed, 0 other errors" in out
+    assert "cell 1 (check): AssertionError: x is 0, the bar is 1" in out
+    executed = nbformat.read(tmp_path / "out" / "lesson.ipynb", as_version=4)
+    assert executed.cells[2].outputs[0]["text"] == "smoke\n"  # ran past the failed check, profile given
+
+
+def test_the_command_exits_0_when_every_cell_passes(tmp_path, capsys):
+    nbformat.write(nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("1 + 1")]), tmp_path / "a.ipynb")
+    assert nbexec.main([str(tmp_path / "a.ipynb"), "--output", str(tmp_path / "out")]) == 0
+    assert "a.ipynb: passed" in capsys.readouterr().out
+
+
+def test_the_command_will_not_overwrite_a_lesson(tmp_path):
+    nbformat.write(nbformat.v4.new_notebook(), tmp_path / "a.ipynb")
+    with pytest.raises(SystemExit):
+        nbexec.main([str(tmp_path / "a.ipynb"), "--output", str(tmp_path)])
