@@ -16,7 +16,7 @@ situation here and runs every lesson in it:
     (``pip install -e .``: only-if-needed, under the constraints, so nothing of Colab's can
     move); ``pip check``; and a check that every constrained package is at Colab's version.
 ``run``
-    every lesson through tools/nbexec.py (the executor of benchmarks/run.py) in that venv's
+    every lesson through tlcourse.execute (the executor of benchmarks/run.py) in that venv's
     kernel, in the ``smoke`` profile; prints each lesson's cells, seconds and every error (a
     ``check`` cell's AssertionError is expected there: smoke results mean nothing).
 
@@ -42,7 +42,7 @@ REPO = Path(__file__).resolve().parents[1]
 FREEZE = REPO.parent / "shared" / "platforms" / "colab-pip-freeze.txt"
 CONSTRAINTS = REPO / "constraints" / "colab.txt"
 VENV = Path("/tmp/tlcourse-colab")
-#: What runs a notebook besides the course: the kernel and the executor (tools/nbexec.py).
+#: What runs a notebook besides the course: the kernel and the executor (tlcourse.execute).
 EXECUTOR = {"ipykernel", "nbclient", "nbformat"}
 
 
@@ -145,13 +145,12 @@ def build(venv: Path, python: str) -> int:
 
 RUNNER = """
 import json, os, sys, time, nbformat
-sys.path.insert(0, os.environ["TLCOURSE_TOOLS"])
-import nbexec
+from tlcourse.execute import execute
 path, save = sys.argv[1], sys.argv[2]
 nb = nbformat.read(path, 4)
 t0 = time.perf_counter()
 try:
-    nbexec.execute(nb, cwd=os.path.dirname(path), timeout=int(os.environ.get("CELL_TIMEOUT", "900")))
+    execute(nb, cwd=os.path.dirname(path), timeout=int(os.environ.get("CELL_TIMEOUT", "900")))
     crash = None
 except Exception as exc:   # the kernel died or a cell timed out
     crash = f"{type(exc).__name__}: {str(exc)[-300:]}"
@@ -176,20 +175,19 @@ def broken(result: dict, profile: str) -> list[dict]:
 
 KERNEL_PROBE = """
 import os, sys, nbformat
-sys.path.insert(0, os.environ["TLCOURSE_TOOLS"])
-import nbexec
+from tlcourse.execute import execute
 nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(
     "import sys, torch, torchvision, transformers, ipywidgets, ipykernel\\n"
     "print(sys.executable, sys.version.split()[0], torch.__version__, torchvision.__version__, "
     "transformers.__version__, ipywidgets.__version__, ipykernel.__version__)")])
-nbexec.execute(nb, timeout=300)
+execute(nb, timeout=300)
 print(nb.cells[0].outputs[0]["text"].strip())
 """
 
 
 def run(venv: Path, profile: str, only: list[str], save: Path | None = None) -> int:
     py = str(venv / "bin" / "python")
-    env = {**os.environ, "TLCOURSE_PROFILE": profile, "TLCOURSE_TOOLS": str(REPO / "tools")}
+    env = {**os.environ, "TLCOURSE_PROFILE": profile}
     # The kernel nbclient starts must be this venv's, with Colab's versions: ask it.
     probe = subprocess.run([py, "-c", KERNEL_PROBE], capture_output=True, text=True, env=env)
     print("platform_env: the kernel's python, torch, torchvision, transformers, ipywidgets, ipykernel:",
