@@ -36,6 +36,32 @@ def private_cache(tmp_path_factory, monkeypatch) -> Path:
     return cache
 
 
+@pytest.fixture
+def host_reads(monkeypatch):
+    """Spy on the host reads (``.cpu()``, ``.item()``, ...) that one module makes; a GPU waits at each.
+
+    ``reads = host_reads("tlcourse.training")`` returns a list that every later read made from that
+    module's own code appends its name to (``reads.clear()`` between runs).
+    """
+    import sys
+
+    import torch
+
+    def start(module: str, names: tuple[str, ...] = ("cpu", "item", "tolist", "numpy", "__float__",
+                                                     "__int__", "__bool__")) -> list[str]:
+        reads: list[str] = []
+        for name in names:
+            real = getattr(torch.Tensor, name)
+
+            def spy(self, *args, _real=real, _name=name, **kwargs):
+                if sys._getframe(1).f_globals.get("__name__") == module:
+                    reads.append(_name)
+                return _real(self, *args, **kwargs)
+            monkeypatch.setattr(torch.Tensor, name, spy)
+        return reads
+    return start
+
+
 def make_image_folder(root: Path, counts: dict[str, int], size=(40, 30), mode="RGB") -> Path:
     """root/<class>/<i>.jpg with ``counts[class]`` small images of distinct colours."""
     for c, (name, n) in enumerate(counts.items()):

@@ -206,18 +206,9 @@ def test_history_add_epoch_routes_fields_and_extra_and_metric_reads_both():
     assert (h.epochs, h.best_epoch, h.best_val_acc) == (2, 0, 0.5)
 
 
-def test_metrics_stay_on_the_device_until_the_epoch_ends(monkeypatch):
+def test_metrics_stay_on_the_device_until_the_epoch_ends(host_reads):
     """No host read per batch (on a GPU each one waits for the device): the same few reads for 2 or 12 batches."""
-    reads = []
-    for name in ("cpu", "item", "tolist", "__float__", "__int__"):
-        real = getattr(torch.Tensor, name)
-
-        def spy(self, *args, _real=real, _name=name, **kwargs):
-            if __import__("sys")._getframe(1).f_globals.get("__name__") == "tlcourse.training":
-                reads.append(_name)
-            return _real(self, *args, **kwargs)
-        monkeypatch.setattr(torch.Tensor, name, spy)
-
+    reads = host_reads("tlcourse.training", ("cpu", "item", "tolist", "__float__", "__int__"))
     counts = []
     for n in (32, 192):  # 2 and 12 batches of 16
         reads.clear()
