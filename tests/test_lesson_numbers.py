@@ -29,20 +29,20 @@ NOTEBOOKS = sorted((Path(__file__).resolve().parents[1] / "notebooks").glob("[0-
 # Numbers that coincide with a profile-dependent value but say something else: {lesson: {phrase}},
 # where the phrase, written as in the markdown, contains the number and its context. Keep it short.
 FACTS: dict[str, set[str]] = {
-    "03": {"about 60 %, 80 % or 90 %",  # a prediction's three choices, not a result
+    "04": {"about 60 %, 80 % or 90 %",  # a prediction's three choices, not a result
            "Compute it for the first 1,000 phrases"},  # exercise 5's own subset (its solution: [:1000])
-    "05": {"MNIST's 60,000 training images",  # the datasets' sizes
+    "06": {"MNIST's 60,000 training images",  # the datasets' sizes
            "(10,000 MNIST, 9,001 MNIST-M and", "2,007 USPS images"},
-    "06": {"draws its line at about 1,000 images per class",  # guide.SMALL_BELOW
+    "07": {"draws its line at about 1,000 images per class",  # guide.SMALL_BELOW
            "`ParameterSampler`, 12 trials"},  # exercise 5's own budget
-    "07": {"into the right 8-bit values",  # a pixel format
+    "08": {"into the right 8-bit values",  # a pixel format
            "in batches of 8 (open",  # exercise 3's own batch size
            "only the first 100 bytes"},  # exercise 4's truncated file
 }
 
 SMALL = 4  # integers up to this are not checked (see _numbers)
 
-# "lesson 05", "section 7", "Exercise 3", "exercise 5": references, not quantities.
+# "lesson 06", "section 7", "Exercise 3", "exercise 5": references, not quantities.
 REFERENCE = re.compile(r"((lesson|section|exercise|item|cell)s?[\s\d,]*(and|or)?\s*|^#+\s*)$",
                        re.IGNORECASE)
 # 67,349 / 20 000 (thousands), 0.9, 288 (in "288-px"), and "90 %" read as 0.9

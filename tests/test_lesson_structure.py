@@ -11,7 +11,7 @@ import nbformat
 import pytest
 
 NOTEBOOKS = sorted((Path(__file__).resolve().parents[1] / "notebooks").glob("[0-9][0-9]_*.ipynb"))
-EXPECTED = ["00", "01", "02", "03", "04", "05", "06", "07"]
+EXPECTED = ["00", "01", "02", "03", "04", "05", "06", "07", "08"]
 
 
 def test_all_eight_lessons_are_there_in_order():
@@ -72,15 +72,15 @@ IDIOMS: dict[str, list[str]] = {
            r"\.(fc|classifier)\s*=\s*(nn|torch\.nn)\.Linear\(", r"set_grad_enabled|no_grad|inference_mode",
            r"state_dict", r"CrossEntropyLoss", r"SGD\(", r"StepLR", r"\.train\(\)", r"\.eval\(\)",
            r"strict=False", r"\"params\"\s*:|'params'\s*:"],
-    "03": [r"AutoTokenizer\.from_pretrained", r"AutoModel\.from_pretrained", r"last_hidden_state",
+    "04": [r"AutoTokenizer\.from_pretrained", r"AutoModel\.from_pretrained", r"last_hidden_state",
            r"class \w*Dataset\(.*Dataset\)", r"class \w*Classifier\(.*Module\)", r"AdamW",
            r"get_linear_schedule_with_warmup", r"clip_grad_norm_", r"\.backward\(\)", r"zero_grad",
            r"Trainer\(", r"TrainingArguments\(", r"DataCollatorWithPadding", r"save_pretrained"],
-    "04": [r"v2\.Compose", r"RandAugment|TrivialAugmentWide", r"MixUp|CutMix", r"\.backward\(\)",
+    "05": [r"v2\.Compose", r"RandAugment|TrivialAugmentWide", r"MixUp|CutMix", r"\.backward\(\)",
            r"\.step\(\)", r"zero_grad"],
-    "05": [r"torch\.autograd\.Function", r"def backward", r"\.backward\(\)", r"\.step\(\)", r"zero_grad"],
-    "06": [r"list_models\(", r"ParameterSampler", r"ParameterGrid"],
-    "07": [r"train_test_split\(", r"stratify=", r"cross_val_score", r"LogisticRegression",
+    "06": [r"torch\.autograd\.Function", r"def backward", r"\.backward\(\)", r"\.step\(\)", r"zero_grad"],
+    "07": [r"list_models\(", r"ParameterSampler", r"ParameterGrid"],
+    "08": [r"train_test_split\(", r"stratify=", r"cross_val_score", r"LogisticRegression",
            r"nn\.Identity\(\)|reset_classifier\(0\)", r"requires_grad", r"\.eval\(\)", r"inference_mode|no_grad",
            r"zero_grad", r"\.backward\(\)", r"\.step\(\)", r"\"params\"\s*:|'params'\s*:",
            r"torch\.save\(", r"torch\.load\(", r"load_state_dict", r"softmax"],

@@ -1,4 +1,4 @@
-"""Lesson 07's scaffolding: folder inspection, class warnings, the split, the similarity proxy, the CI folders."""
+"""Lesson 08's scaffolding: folder inspection, class warnings, the split, the similarity proxy, the CI folders."""
 from __future__ import annotations
 
 from pathlib import Path

@@ -1,4 +1,4 @@
-"""Lesson 03's text helpers: SST-2 loading, tokenization, batching, the classifier, caching, errors."""
+"""Lesson 04's text helpers: SST-2 loading, tokenization, batching, the classifier, caching, errors."""
 from __future__ import annotations
 
 import pytest
@@ -241,7 +241,7 @@ def test_param_groups_skip_decay_on_bias_and_layernorm_and_give_the_head_its_rat
 
 
 def test_fine_tune_is_the_lessons_loop_step_for_step():
-    """The loop lesson 03 writes out (AdamW groups, library schedule, clipping) gives the same weights."""
+    """The loop lesson 04 writes out (AdamW groups, library schedule, clipping) gives the same weights."""
     from transformers import get_linear_schedule_with_warmup
 
     torch.manual_seed(0)

@@ -11,7 +11,7 @@ Set-up and data
 - :mod:`tlcourse.fetch`         the ``tlcourse-fetch`` command
 - :mod:`tlcourse.cloud`         what a lesson's platform set-up cell does on Colab, Kaggle, Binder
 - :mod:`tlcourse.cache`         the one disk cache behind every cache (keys, versions, locks)
-- :mod:`tlcourse.images`        image folders decoded once, with the right pixels (lessons 00-02, 04)
+- :mod:`tlcourse.images`        image folders decoded once, with the right pixels (lessons 00-02, 05)
 - :mod:`tlcourse.digits`        MNIST, USPS, MNIST-M in one format (05, 06)
 - :mod:`tlcourse.digit_splits`  source / target splits for domain adaptation (05)
 - :mod:`tlcourse.errors`        the course's exceptions, each with what to do
@@ -51,11 +51,11 @@ Lessons -> modules (what each notebook imports; every lesson's set-up cell also 
   transforms, widgets
 - 02_fine_tuning: backbones, config, features, gradcam, images, plots, training, transforms,
   unfreeze, widgets
-- 03_text_classification: config, features, heads, plots, registry, text, training, widgets
-- 04_data_augmentation: augment, backbones, config, images, plots, training, transforms, widgets
-- 05_domain_adaptation: config, dann, digit_splits, digits, plots, training, widgets
-- 06_choosing_a_strategy: backbones, config, guide, guide_measured, heads, hparam_search, images,
+- 04_text_classification: config, features, heads, plots, registry, text, training, widgets
+- 05_data_augmentation: augment, backbones, config, images, plots, training, transforms, widgets
+- 06_domain_adaptation: config, dann, digit_splits, digits, plots, training, widgets
+- 07_choosing_a_strategy: backbones, config, guide, guide_measured, heads, hparam_search, images,
   model_choice, plots, training, widgets
-- 07_your_own_data: backbones, config, guide, images, own_images, plots, training, widgets
+- 08_your_own_data: backbones, config, guide, images, own_images, plots, training, widgets
 """
 __version__ = "0.1.0"

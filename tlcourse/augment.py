@@ -373,7 +373,7 @@ class AugmentLab:
         self.frozen = frozen_part(self.model, spec, trainable_blocks)
         self.clean = transforms.eval_transform(spec, size)
         self._train_clean: torch.Tensor | None = None
-        if trainable_blocks == 0:  # pooled features: the course-wide cache (lessons 00-02, 06)
+        if trainable_blocks == 0:  # pooled features: the course-wide cache (lessons 00-02, 07)
             self.val_x, self.val_y = features.hymenoptera_features(spec, "val", size, progress=progress)
         else:
             self.val_x = self.bank(self.clean, range(len(self.val_set)), 1, pictures=self.val_set.images)[0]
@@ -475,7 +475,7 @@ def train_mixed(frozen: nn.Module, tail: nn.Module, pictures: Sequence[torch.Ten
                 batch_size: int = 16, seed: int = 0) -> nn.Module:
     """Train a fresh copy of ``tail`` on augmented (and, with ``mix``, mixed) batches; return it.
 
-    The function that lesson 04 writes out in its "MixUp and CutMix in a training step" cell,
+    The function that lesson 05 writes out in its "MixUp and CutMix in a training step" cell,
     statement for statement, so that the same seed gives the same network (a check cell shows
     it): every epoch draws a new random view of each picture (``transform``), ``mix`` (e.g.
     ``v2.MixUp`` / ``v2.CutMix``) mixes the batch and turns the labels into class probabilities,

@@ -48,7 +48,7 @@ METHODS = ("source only", "target batches in BN (λ = 0)", "DANN", "target oracl
 class GradReverse(torch.autograd.Function):
     """Identity on the way forward; multiplies the gradient by ``-lambd`` on the way back.
 
-    Lesson 05 writes this class out in its "gradient reversal layer" cell; a check cell there
+    Lesson 06 writes this class out in its "gradient reversal layer" cell; a check cell there
     compares the gradients of the two.
     """
 
@@ -123,7 +123,7 @@ class DANN(nn.Module):
     single sigmoid output). Added here: BatchNorm after every hidden layer and ``Dropout2d(0.1)``
     after the second convolution. The BatchNorm layers matter for the results: in
     :func:`dann_step` each domain's batch is normalised with its own statistics, and the
-    ``"target batches in BN (λ = 0)"`` ablation measures that effect alone. Lesson 05 writes
+    ``"target batches in BN (λ = 0)"`` ablation measures that effect alone. Lesson 06 writes
     the same network out (``DigitDANN``); with the same seed the two have the same weights.
 
     ``forward`` returns class logits, so it is an ordinary classifier;
@@ -216,7 +216,7 @@ def dann_step(model: DANN, optimizer: torch.optim.Optimizer, xs: torch.Tensor, y
               xt: torch.Tensor, lambd: float, adapt: bool | None = None) -> tuple[float, float, float]:
     """One update on a labelled source batch and an unlabelled target batch.
 
-    Lesson 05 writes this step out (its ``dann_step`` cell, the ``adapt=True`` case) and a check
+    Lesson 06 writes this step out (its ``dann_step`` cell, the ``adapt=True`` case) and a check
     cell shows that the two give the same losses and gradients.
     Returns (label loss, domain loss, domain accuracy). The source batch and
     the target batch go through the network *separately*, so in training
@@ -300,7 +300,7 @@ def train_dann(model: DANN, source: Data, target_x: torch.Tensor, *, epochs: int
     (held-out target images), and ``extra`` holds ``domain_loss``, ``domain_acc``
     (0.5: the domain classifier cannot tell the domains apart) and ``lambda`` (its last value).
     The loop is not :func:`tlcourse.training.fit`'s: each step takes a source *and* a
-    target batch and adds two losses (lesson 05 writes that step out).
+    target batch and adds two losses (lesson 06 writes that step out).
 
     >>> x = torch.randint(0, 255, (64, 3, 28, 28), dtype=torch.uint8)
     >>> h = train_dann(DANN(), (x, torch.arange(64) % 10), x, epochs=1, batch_size=32, device="cpu")

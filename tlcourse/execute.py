@@ -10,7 +10,7 @@ the run: the summary at the end lists every failed check (a cell tagged ``check`
 failed, with the assertion's message) and every other error. Exit status 1 if any cell failed.
 
 Examples:
-    tlcourse-execute notebooks/04_data_augmentation.ipynb --profile quick
+    tlcourse-execute notebooks/05_data_augmentation.ipynb --profile quick
     tlcourse-execute notebooks/0*.ipynb --profile full --output /srv/class/executed
 
 Why not ``jupyter nbconvert --to notebook --execute``: on the course's lessons it can wait for
@@ -21,8 +21,8 @@ same shell socket for every output, and now and then the reply that arrives arou
 never wakes the wait (pyzmq, edge-triggered ``zmq.FD``). The kernel is idle with the reply sent;
 nbclient idles until the cell timeout (none by default: for ever), then its last poll finds the
 reply. Measured on 2026-12-07 (nbclient 0.11.0, jupyter_client 8.10.0, pyzmq 27.3.0, ipykernel
-6.31.0, tornado 6.6.1; smoke profile, 2 busy cores): nbconvert hung on lesson 04's live cell in 1
-of 4 runs; lesson 04 up to that cell, the cell 8 times, missed 0-2 replies a run in 3 of 4 runs,
+6.31.0, tornado 6.6.1; smoke profile, 2 busy cores): nbconvert hung on lesson 05's live cell in 1
+of 4 runs; lesson 05 up to that cell, the cell 8 times, missed 0-2 replies a run in 3 of 4 runs,
 and 0 in 3 runs with nbclient's Output-widget sends switched off; with this module's client, 2-4
 of those 8 cells a run waited exactly to a slice's end (misses caught) and no run hung. It waits in
 slices of :data:`SLICE_S` and polls again after each; zmq's poll looks at the socket itself, so

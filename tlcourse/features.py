@@ -89,7 +89,7 @@ def hymenoptera_features(spec: "BackboneSpec", split: str, size: int | None = No
     """Frozen-backbone features of hymenoptera ``split``, computed once and cached on disk.
 
     ``depth`` cuts the backbone after that many blocks (None: the whole
-    backbone). Lessons 00, 01, 02, 04 and 06 share this cache, so the
+    backbone). Lessons 00, 01, 02, 05 and 07 share this cache, so the
     backbone runs over the images once per machine, not once per lesson.
     The entry (:mod:`tlcourse.cache`) is keyed by these settings, the image
     folder's files and the weights file; building it leaves the caller's

@@ -25,7 +25,7 @@ what is missing, where it looked and how to get it. Optional parts (train
 splits the quick profile does not use) are fetched when possible and
 otherwise only reported.
 
-The text model (lesson 03; ``TLCOURSE_TEXT_MODEL``, by default MiniLM-L6-v2) goes
+The text model (lesson 04; ``TLCOURSE_TEXT_MODEL``, by default MiniLM-L6-v2) goes
 to ``<root>/models/<hub id>``, where the lessons look before the Hugging Face hub:
 fetched with ``--all``, with no names, with ``sst2``, or with ``--text-model``
 (``huggingface_hub.snapshot_download``; copied with ``--from-folder``).

@@ -1,4 +1,4 @@
-"""Fine-tuning building blocks shared by lessons 02, 04 and 06.
+"""Fine-tuning building blocks shared by lessons 02, 05 and 07.
 
 Example:
     >>> from tlcourse.backbones import get_spec, count_trainable

@@ -1,6 +1,6 @@
 """Which way to transfer: the decision guide, and the joint objective's λ.
 
-The classic rule of thumb (lesson 00, measured in lesson 06) looks at two
+The classic rule of thumb (lesson 00, measured in lesson 07) looks at two
 things: how much labelled target data there is, and how much the target
 looks like the source (ImageNet photos for the vision backbones):
 
@@ -70,7 +70,7 @@ _QUADRANTS = {
         "Fine-tune every layer (from the pretrained weights), with a learning rate large enough to move them.",
         "There is data enough to learn new features; the pretrained start still converges faster and "
         "usually ends better than random initialisation.",
-        "lessons 02 and 06"),
+        "lessons 02 and 07"),
 }
 
 #: The four strategies, in the order of the table above.
@@ -93,7 +93,7 @@ class Recommendation:
         lines = [f"{self.data} target set, {self.similarity} to the source  ->  {self.strategy.upper()}",
                  f"How: {self.how}", f"Why: {self.why}", f"See: {self.lesson}."]
         if self.borderline:
-            lines.append("Near a boundary of the guide: try this and its neighbour, and measure (lesson 06).")
+            lines.append("Near a boundary of the guide: try this and its neighbour, and measure (lesson 07).")
         return "\n".join(lines)
 
 

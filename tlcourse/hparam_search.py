@@ -1,6 +1,6 @@
 """Hyperparameter search on a small budget: grid vs random, scored on a holdout, never on the test set.
 
-Lesson 06 writes the search loop out in its own cell with scikit-learn's
+Lesson 07 writes the search loop out in its own cell with scikit-learn's
 ``ParameterGrid`` and ``ParameterSampler``; this module repeats it for the
 widget and the checks. :func:`grid_points` and :func:`random_points` are those
 two scikit-learn generators over log learning rate x batch size (plus the
@@ -93,7 +93,7 @@ def random_points(lr_range: tuple[float, float], batch_sizes: Sequence[int], bud
 def run_search(trial: Trial, points: Sequence[dict], method: str) -> pd.DataFrame:
     """Run every point; a tidy table with the running best holdout score (``best_so_far``).
 
-    The ``run`` loop of lesson 06's search cell, for any ``trial`` (e.g. :class:`HeadTrial`)."""
+    The ``run`` loop of lesson 07's search cell, for any ``trial`` (e.g. :class:`HeadTrial`)."""
     rows = []
     for i, point in enumerate(points, start=1):
         score, test = trial(**point)
@@ -114,7 +114,7 @@ class HeadTrial:
 
     Trains on ``train``, is *scored* on ``holdout`` (what a search may look at)
     and also reports accuracy on ``test`` (what a search must not look at).
-    The training is the plain-PyTorch ``head_trial`` of lesson 06's search cell
+    The training is the plain-PyTorch ``head_trial`` of lesson 07's search cell
     (seed 0, Adam, shuffled mini-batches, the last epoch's weights), so the
     same settings give the same numbers as that cell.
 

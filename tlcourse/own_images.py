@@ -1,6 +1,6 @@
 """Transfer learning on your own images: inspect a folder, measure the guide's two axes (07).
 
-Lesson 07 applies the decision guide (:mod:`tlcourse.guide`) to any ``root/<class>/<images>``
+Lesson 08 applies the decision guide (:mod:`tlcourse.guide`) to any ``root/<class>/<images>``
 folder. This module holds its scaffolding:
 
 * :func:`inspect_folder` lists the classes (``torchvision``'s ``find_classes``/``make_dataset``),

@@ -52,7 +52,7 @@ def plot_history(histories: Mapping[str, History] | History, fig: Figure | None 
 class LiveCurves:
     """A ``fit`` callback that redraws the curves after every epoch, in place.
 
-    ``plot(histories, fig, title)`` draws them: :func:`plot_history` by default; lesson 05 passes
+    ``plot(histories, fig, title)`` draws them: :func:`plot_history` by default; lesson 06 passes
     its DANN curves (see ``dann.LiveDannCurves``).
 
     >>> live = LiveCurves(display=False)
@@ -132,7 +132,7 @@ def show_feature_maps(maps: torch.Tensor, n: int = 16, ncols: int = 8, title: st
 def project_2d(features: torch.Tensor | np.ndarray, method: str = "pca", seed: int = 0) -> np.ndarray:
     """2-D coordinates of feature vectors: PCA (fast, linear) or t-SNE (slower, keeps neighbours).
 
-    The one projection behind every feature-space map (:func:`embedding_map`, lesson 05's
+    The one projection behind every feature-space map (:func:`embedding_map`, lesson 06's
     ``dann.feature_maps``).
 
     >>> project_2d(np.random.rand(30, 5)).shape

@@ -1,4 +1,4 @@
-"""Text classification with a BERT-family encoder (lesson 03): SST-2, tokens, two ways to transfer.
+"""Text classification with a BERT-family encoder (lesson 04): SST-2, tokens, two ways to transfer.
 
 * **Data**: GLUE SST-2 from the data root (:func:`load_sst2`), a random training
   subset (:func:`sample`), a :class:`TokenizedText` dataset that tokenizes every
@@ -11,7 +11,7 @@
   :class:`TextClassifier` = encoder + mean pooling + dropout + linear head.
 * **Frozen encoder**: :func:`sst2_embeddings` runs the encoder once and caches the
   pooled sentence vectors on disk; a classifier is then trained on the table.
-* **Fine-tuning**: :func:`fine_tune_classifier` is lesson 03's hand-written loop (section 6, "The training
+* **Fine-tuning**: :func:`fine_tune_classifier` is lesson 04's hand-written loop (section 6, "The training
   loop, written out") with progress bars and a history: AdamW with :func:`adamw_groups` (no
   weight decay on biases and LayerNorm), ``transformers.get_linear_schedule_with_warmup``,
   gradient clipping; :func:`predict_proba` and :func:`confident_mistakes` read the errors.
@@ -40,7 +40,7 @@ from torch.utils.data import DataLoader, Dataset, Sampler
 from tqdm.auto import tqdm
 
 from . import config, registry, training
-from .backbones import count_params  # noqa: F401 (lesson 03 calls text.count_params)
+from .backbones import count_params  # noqa: F401 (lesson 04 calls text.count_params)
 from .device import autocast, pick_device, seed_everything
 from .errors import CourseError, ModelUnavailableError
 
@@ -136,7 +136,7 @@ class TokenizedText(Dataset):
 def pad_collate(items: list[dict[str, torch.Tensor]], pad_id: int = 0) -> dict[str, torch.Tensor]:
     """Stack a batch, padding ``input_ids`` with ``pad_id`` and the mask with 0 to the longest item.
 
-    What 🤗 ``DataCollatorWithPadding`` does in lesson 03 (section 4), without needing the
+    What 🤗 ``DataCollatorWithPadding`` does in lesson 04 (section 4), without needing the
     tokenizer: :class:`TokenizedText` items already hold tensors, so ``pad_sequence`` suffices.
 
     >>> b = pad_collate([{"input_ids": torch.tensor([5, 6, 7]), "attention_mask": torch.ones(3, dtype=torch.long),
@@ -310,7 +310,7 @@ def mean_pool(hidden: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
 class TextClassifier(nn.Module):
     """Encoder → mean pooling over real tokens → dropout → linear head (``num_classes`` logits).
 
-    Lesson 03 writes this class out in section 5 (its ``TextClassifier`` cell); this copy
+    Lesson 04 writes this class out in section 5 (its ``TextClassifier`` cell); this copy
     serves the control panel and the tests. ``freeze_encoder=True`` turns off the encoder's
     gradients (only the head trains).
     """
@@ -412,7 +412,7 @@ def no_decay(module: nn.Module) -> set[str]:
 
 def adamw_groups(model: nn.Module, lr: float, head_lr: float | None = None, weight_decay: float = 0.01
                  ) -> list[dict[str, Any]]:
-    """AdamW parameter groups of a model with ``encoder`` and ``head``: lesson 03's set-up.
+    """AdamW parameter groups of a model with ``encoder`` and ``head``: lesson 04's set-up.
 
     The encoder trains at ``lr``, the new head at ``head_lr`` (default ``lr``; a larger
     rate for the head is the course's choice, not the BERT paper's, which used one rate
@@ -436,7 +436,7 @@ def fine_tune_classifier(model: nn.Module, train_loader: Iterable, val_loader: I
               warmup: float | None = 0.1, max_grad_norm: float | None = 1.0,
               callbacks: Iterable[Callable] = (), progress: bool = True,
               device: torch.device | None = None) -> tuple[training.History, list[float]]:
-    """Train every layer: lesson 03's cells "Optimizer and schedule" and "The training loop, written out".
+    """Train every layer: lesson 04's cells "Optimizer and schedule" and "The training loop, written out".
 
     The same steps as the lesson's visible loop (a check cell there shows that both give
     the same losses and weights for the same seed), plus progress bars, mixed precision

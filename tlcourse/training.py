@@ -41,8 +41,8 @@ from .errors import CourseError
 class History:
     """Per-epoch metrics of one run; ``best_*`` refer to the best val accuracy.
 
-    Every training in the course records one: :func:`fit` (lessons 01–04, 06, 07) and
-    lesson 05's DANN loop (:func:`tlcourse.dann.train_dann`), whose own measurements
+    Every training in the course records one: :func:`fit` (lessons 01–05, 07, 08) and
+    lesson 06's DANN loop (:func:`tlcourse.dann.train_dann`), whose own measurements
     (domain loss, domain accuracy, λ) go into ``extra``. A list a run does not
     measure stays empty (DANN has no val loss).
 
@@ -310,7 +310,7 @@ def fit(model: nn.Module, train_loader: Iterable, val_loader: Iterable,
 
     Args:
         scheduler: stepped once per epoch (StepLR, lesson 02).
-        step_scheduler: stepped after every optimizer step (warm-up then decay, lesson 03).
+        step_scheduler: stepped after every optimizer step (warm-up then decay, lesson 04).
         clip_norm: clip the gradient norm to this before every step (None: no clipping).
         patience: stop after this many epochs without a better val accuracy.
         checkpoint_dir: writes ``last.pt`` (resumable) after every epoch and

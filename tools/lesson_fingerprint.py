@@ -5,7 +5,7 @@ passing, in so many seconds". That is only true of the code that ran. ``fingerpr
 code: a hash of the lesson's code cells (not outputs, not markdown: prose and the title cell's
 time line may change without a new run) and a hash of every ``tlcourse`` module the lesson
 imports, followed through the package's own imports (a change to ``training.py`` can break
-lesson 05 although lesson 05 never names it). ``benchmarks/run.py --record`` stores it with each
+lesson 06 although lesson 06 never names it). ``benchmarks/run.py --record`` stores it with each
 entry; ``tests/test_recorded_fingerprints.py`` fails when a lesson no longer matches its full run;
 ``make benchmark-full`` (``benchmarks/run.py --stale``) re-runs exactly those lessons.
 
