@@ -103,3 +103,46 @@ def test_default_backbone_is_announced_and_real(tmp_path, monkeypatch):
     monkeypatch.setenv("TLCOURSE_BACKBONE", "resnet50")
     assert backbones.default_name() == "resnet50"
     assert "not a ResNet" in backbones.describe(backbones.get_spec("efficientnet_lite0"))
+
+
+def _load_pretrained(spec, pretrained=True):
+    """Lesson 00's ``load_pretrained`` (section 1), copied from its core cell."""
+    import timm
+    import torchvision
+    from torchvision.models import ResNet18_Weights
+
+    if spec.family == "torchvision":
+        return torchvision.models.resnet18(weights=ResNet18_Weights.DEFAULT if pretrained else None)
+    net = timm.create_model("tf_efficientnet_lite0")
+    if pretrained:
+        net.load_state_dict(backbones.efficientnet_lite0_state_dict(net))
+    return net
+
+
+@pytest.mark.parametrize("name", ["resnet18", "efficientnet_lite0"])
+def test_build_is_lesson_00s_load_pretrained(name, tmp_path, monkeypatch):
+    """build(spec) gives the weights that lesson 00's plain torchvision/timm function loads.
+
+    ResNet-18 offline: a seeded random state dict stands in for the download, under torchvision's
+    file name in the data root (as tests/standin.py does); both ways must read that same file.
+    """
+    import torchvision.models as tvm
+
+    spec = backbones.get_spec(name)
+    monkeypatch.setenv("TLCOURSE_DATA", str(tmp_path))
+    if spec.family == "torchvision":
+        weights = backbones.torch_hub_dir() / tvm.ResNet18_Weights.DEFAULT.url.rsplit("/", 1)[-1]
+        weights.parent.mkdir(parents=True)
+        torch.manual_seed(0)
+        torch.save(tvm.resnet18(weights=None).state_dict(), weights)
+    hub = torch.hub.get_dir()
+    torch.hub.set_dir(str(tmp_path / "torch" / "hub"))  # the lesson's set_dir line
+    try:
+        ours = _load_pretrained(spec).state_dict()
+    finally:
+        torch.hub.set_dir(hub)
+    packaged = backbones.build(spec).state_dict()
+    assert list(ours) == list(packaged)
+    assert all(torch.equal(ours[k], packaged[k]) for k in ours)
+    random = _load_pretrained(spec, pretrained=False).state_dict()
+    assert not all(torch.equal(ours[k], random[k]) for k in ours)  # the weights are not the initial ones

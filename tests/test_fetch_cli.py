@@ -1,5 +1,7 @@
 """``tlcourse-fetch`` (tlcourse/fetch.py): the text model in ``<root>/models/<hub id>``, the
-console script, and the thin ``data_scripts/fetch_data.py`` wrapper.
+console script, the thin ``data_scripts/fetch_data.py`` wrapper, each lesson's own data
+(``--lesson NN``: ``LESSONS`` against what the lesson's code loads), and the command that
+messages name where the course is pip-installed (``tlcourse-fetch``).
 
 The hub is not reachable here, so ``snapshot_download`` is replaced by a fake that writes what
 the real one would (and, in one test, fails half-way): what matters is where files go and that
@@ -8,6 +10,7 @@ nothing half-done is ever left in the data root.
 from __future__ import annotations
 
 import re
+import shutil
 import subprocess
 import sys
 import tomllib
@@ -121,3 +124,135 @@ def test_console_script_and_wrapper_are_the_same_tool():
     helps = [subprocess.run(cmd, capture_output=True, text=True, timeout=60, cwd=REPO).stdout for cmd in (
         [sys.executable, "data_scripts/fetch_data.py", "--help"], [sys.executable, "-m", "tlcourse.fetch", "--help"])]
     assert helps[0] == helps[1] and "--text-model" in helps[0]
+
+
+# ----------------------------------------------------------------------------- one lesson's data
+# What a lesson's code cells read, recognised in their text -> the dataset (tlcourse.registry) it loads.
+READS = {
+    "hymenoptera": [r"""["']hymenoptera["']""", r"\bimages\.hymenoptera\(", r"\bhymenoptera_(?:features|by_depth)\(",
+                    r"""demo_folder\(["']photos["']"""],
+    "sst2": [r"""["']sst2["']""", r"\bload_sst2\("],
+    "mnist": [r"""["']mnist["']""", r"\bdigit_splits\.make_task\("],  # a digit task's source domain is MNIST
+    "usps": [r"""["']usps["']"""],
+    "mnist_m": [r"""["']mnist_m["']""", r"""demo_folder\(["']digits["']"""],
+}
+IMAGE_BACKBONE = r"\bbackbones\.\w+\("  # builds, describes or loads the pretrained image model
+LESSON_FILES = sorted((REPO / "notebooks").glob("[0-9][0-9]_*.ipynb"))
+
+
+def lesson_code(path: Path) -> str:
+    import nbformat
+
+    cells = nbformat.read(path, as_version=4).cells
+    return "\n".join(c.source for c in cells if c.cell_type == "code"
+                     and "platform-setup" not in c.metadata.get("tags", []))
+
+
+def test_every_lesson_has_a_fetch_entry():
+    numbers = [p.name[:2] for p in LESSON_FILES]
+    assert numbers, "no lesson notebooks"
+    missing = [p.name for p in LESSON_FILES if p.name[:2] not in fetch.LESSONS]
+    assert not missing, f"add what these lessons load to LESSONS in tlcourse/fetch.py: {missing}"
+    orphans = sorted(set(fetch.LESSONS) - set(numbers))
+    assert not orphans, f"LESSONS lists lessons that have no notebook (renumbered?): {orphans}"
+    for entry in fetch.LESSONS.values():
+        assert entry.datasets and set(entry.datasets) <= set(fetch.DATASETS)
+
+
+@pytest.mark.parametrize("path", LESSON_FILES, ids=lambda p: p.stem)
+def test_the_fetch_entry_is_what_the_lesson_loads(path):
+    code = lesson_code(path)
+    loads = tuple(name for name, patterns in READS.items() if any(re.search(p, code) for p in patterns))
+    entry = fetch.LESSONS[path.name[:2]]
+    assert sorted(entry.datasets) == sorted(loads), (
+        f"{path.name} loads {loads}, LESSONS['{path.name[:2]}'] fetches {entry.datasets}")
+    assert entry.image_weights == bool(re.search(IMAGE_BACKBONE, code)), (
+        f"{path.name}: image_weights={entry.image_weights}, but its code "
+        f"{'uses' if not entry.image_weights else 'never uses'} tlcourse.backbones")
+
+
+def summary_items(out: str) -> dict[str, str]:
+    """``{item: status}`` from the summary table of a fetch run."""
+    table = out.split("\nSummary", 1)[1].splitlines()[2:]
+    return {line.split()[0]: line.split()[1] for line in table if line.startswith("  ")}
+
+
+@pytest.mark.parametrize("lesson, items", [
+    ("04", {"sst2": "MISSING", MODEL: "MISSING"}),  # the text model comes with SST-2; no image weights
+    ("6", {"mnist": "MISSING", "usps": "MISSING", "mnist_m": "MISSING"}),
+    ("00_concepts.ipynb", {"hymenoptera": "MISSING", "resnet18": "fallback"}),
+    ("07", {"hymenoptera": "MISSING", "mnist": "MISSING", "resnet18": "fallback"}),
+])
+def test_lesson_asks_for_only_what_it_loads(lesson, items, tmp_path, monkeypatch, capsys):
+    calls = fake_hub(monkeypatch)
+    assert fetch.main(["--lesson", lesson, "--verify-only", "--root", str(tmp_path)]) == 1
+    out = capsys.readouterr().out
+    assert summary_items(out) == items, out
+    assert calls == [] and files(tmp_path) == [], "--verify-only writes nothing"
+
+
+def test_lessons_combine_with_names_and_options(tmp_path, monkeypatch, capsys):
+    fake_hub(monkeypatch)
+    fetch.main(["--lesson", "06", "--lesson", "04", "usps", "--weights", "none", "--text-model", "none",
+                "--verify-only", "--root", str(tmp_path)])
+    assert list(summary_items(capsys.readouterr().out)) == ["sst2", "mnist", "usps", "mnist_m"]
+    for bad in ("42", "x"):
+        with pytest.raises(SystemExit) as exc:
+            fetch.main(["--lesson", bad])
+        assert exc.value.code == 2
+    assert "unknown lesson(s) 42; known: 00, 01" in capsys.readouterr().err
+
+
+def test_setup_fetches_the_lesson_and_says_how_to_retry(tmp_path, monkeypatch, capsys):
+    from tlcourse import cloud
+
+    monkeypatch.setenv("KAGGLE_KERNEL_RUN_TYPE", "Interactive")
+    monkeypatch.setenv("TLCOURSE_DATA", str(tmp_path / "data"))
+    monkeypatch.setenv("TLCOURSE_FETCH_FROM", str(tmp_path / "empty"))  # nothing to copy: the fetch fails
+    monkeypatch.delenv("TLCOURSE_PROFILE", raising=False)
+    (tmp_path / "empty").mkdir()
+    fake_hub(monkeypatch, fail=True)
+    with pytest.raises(RuntimeError) as exc:
+        cloud.setup("06")
+    out = capsys.readouterr().out
+    assert (f"Fetching what lesson 06 uses (mnist, usps, mnist_m): {fetch.FETCH_COMMAND} --lesson 06 --from-folder"
+            in out)
+    assert "hymenoptera" not in out and "sst2" not in out, "other lessons' data is not fetched"
+    assert f"!{fetch.FETCH_COMMAND} --lesson 06 --from-folder {tmp_path / 'empty'}" in str(exc.value)
+
+
+# ----------------------------------------------------------------------------- the command messages name
+def test_pip_installed_messages_name_the_console_script(tmp_path):
+    """The package outside a checkout (as pip installs it): every message says ``tlcourse-fetch``."""
+    site = tmp_path / "site"
+    shutil.copytree(REPO / "tlcourse", site / "tlcourse", ignore=shutil.ignore_patterns("__pycache__"))
+    code = (f"import sys; sys.path.insert(0, {str(site)!r})\n"
+            "from tlcourse import errors, fetch, download\n"  # (images, backbones, ...: torch, slow to import)
+            "assert errors.__file__.startswith(sys.path[0]), errors.__file__\n"
+            "print({m.__name__: m.FETCH_COMMAND for m in (errors, fetch, download)})\n"
+            f"fetch.main(['hymenoptera', '--weights', 'resnet50', '--verify-only', '--root', {str(tmp_path)!r}])\n"
+            "print(errors.DataMissingError('usps', '/data/USPS'))\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
+                         cwd=tmp_path).stdout
+    assert "fetch_data.py" not in out, out
+    assert out.count("'tlcourse-fetch'") == 3
+    assert f"tlcourse-fetch hymenoptera --root {tmp_path}" in out
+    assert f"tlcourse-fetch --weights resnet50 --root {tmp_path}" in out
+    assert "Fetch it with:  tlcourse-fetch usps --root /data" in out
+    assert fetch.FETCH_COMMAND == "python data_scripts/fetch_data.py", "a checkout keeps its own command"
+
+
+def test_no_message_hard_codes_the_checkout_command():
+    """Messages take FETCH_COMMAND (errors.py); only docstrings may name data_scripts/fetch_data.py."""
+    import ast
+
+    for path in sorted((REPO / "tlcourse").glob("*.py")):
+        if path.name == "errors.py":
+            continue
+        tree = ast.parse(path.read_text())
+        docs = {id(n.body[0].value) for n in ast.walk(tree)
+                if isinstance(n, (ast.Module, ast.FunctionDef, ast.ClassDef, ast.AsyncFunctionDef))
+                and n.body and isinstance(n.body[0], ast.Expr) and isinstance(n.body[0].value, ast.Constant)}
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Constant) and isinstance(node.value, str) and id(node) not in docs:
+                assert "data_scripts/fetch_data.py" not in node.value, f"{path.name}:{node.lineno}: use FETCH_COMMAND"

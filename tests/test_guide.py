@@ -82,3 +82,25 @@ def test_plot_joint():
     fig = guide.plot_joint(toy, 1.0)
     assert len(fig.axes) == 2
     plt.close(fig)
+
+
+def test_joint_fit_is_lesson_00s_fit_joint():
+    """The fit that lesson 00 writes out (section 5): same seed, L-BFGS, penalty: same weights."""
+    toy = guide.toy_domains()
+    (x_src, y_src), (x_tgt, y_tgt) = toy["source"], toy["target"]
+    ce = torch.nn.CrossEntropyLoss()
+    for lam in (0.01, 1.0, 100.0):
+        torch.manual_seed(0)
+        clf = torch.nn.Linear(2, 2)
+        opt = torch.optim.LBFGS(clf.parameters(), lr=1, max_iter=100, line_search_fn="strong_wolfe")
+
+        def closure():
+            opt.zero_grad()
+            loss = ce(clf(x_src), y_src) + lam * ce(clf(x_tgt), y_tgt) + 1e-3 * clf.weight.square().sum()
+            loss.backward()
+            return loss
+
+        opt.step(closure)
+        packaged, _ = guide.joint_fit(toy, lam)
+        assert torch.allclose(clf.weight, packaged.weight, atol=1e-6), lam
+        assert torch.allclose(clf.bias, packaged.bias, atol=1e-6), lam

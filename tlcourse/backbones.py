@@ -185,6 +185,12 @@ def build(spec: BackboneSpec | str | None = None, pretrained: bool = True) -> nn
     """The full ImageNet model (1000-class head), pretrained unless asked otherwise.
 
     ``pretrained=False`` gives random initial weights: the "from scratch" baseline.
+
+    Lesson 00 (section 1) writes this out in plain torchvision / timm as ``load_pretrained(spec,
+    pretrained)``, and its last check shows both give the same state dict (``torch.equal`` on every
+    tensor); later lessons call this packaged copy. It also builds ResNet-50, turns a missing
+    download into :class:`ModelUnavailableError` with instructions, and returns the model in
+    channels_last memory format (same values).
     """
     spec = spec if isinstance(spec, BackboneSpec) else get_spec(spec)
     builder: Callable[[BackboneSpec, bool], nn.Module] = (

@@ -1,11 +1,14 @@
 """Hosted notebooks (Colab, Kaggle, Binder): what each lesson's platform set-up cell does.
 
 Every lesson's second code cell (written by ``tools/sync_setup_cells.py``) installs the
-course on Colab or Kaggle if it is missing, then calls :func:`setup`:
+course on Colab or Kaggle if it is missing (a failed ``pip install`` shows pip's last lines
+and the command to retry, and stops there), then calls :func:`setup` with the lesson's number:
 
 * **Colab / Kaggle**: picks the profile (``quick`` on a CPU runtime, ``full`` on a GPU;
-  an explicit ``TLCOURSE_PROFILE`` wins), then fetches the datasets, the text model and
-  the ResNet weights with the course's fetch command (``tlcourse-fetch --all``): a few
+  an explicit ``TLCOURSE_PROFILE`` wins), then fetches what *this lesson* loads with the
+  course's fetch command (``tlcourse-fetch --lesson NN``: its datasets, the text model for
+  lesson 04, the ResNet weights where it builds the image backbone; :data:`tlcourse.fetch.LESSONS`),
+  so that a host that cannot be reached stops only the lessons that need its data: a few
   minutes the first time in a session, seconds after. ``TLCOURSE_FETCH_FROM=DIR`` copies a
   prepared data root instead of downloading (tests, classrooms).
 * **Binder**: reminds the learner that the session's 1-2 GB of memory is shared by every
@@ -27,6 +30,7 @@ import sys
 from collections.abc import Mapping
 
 from . import fetch
+from .errors import FETCH_COMMAND
 
 BINDER_TIP = ("On Binder every open notebook keeps its kernel, and all of them share 1-2 GB of memory: "
               "shut down the previous lesson's kernel first (Kernel → Shut Down Kernel there, or the "
@@ -58,19 +62,43 @@ def profile_for(gpu: bool, environ: Mapping[str, str] | None = None) -> str:
     return environ.get("TLCOURSE_PROFILE") or ("full" if gpu else "quick")
 
 
-def fetch_args(environ: Mapping[str, str] | None = None) -> list[str]:
-    """The fetch command's arguments: everything, copied from ``TLCOURSE_FETCH_FROM`` if set.
+def fetch_args(lesson: str | None = None, environ: Mapping[str, str] | None = None) -> list[str]:
+    """The fetch command's arguments for ``lesson`` (copied from ``TLCOURSE_FETCH_FROM`` if set).
 
-    >>> fetch_args(environ={"TLCOURSE_FETCH_FROM": "/mnt/data"})
-    ['--all', '--weights', 'auto', '--from-folder', '/mnt/data']
+    Everything (``--all``) only when no lesson is named or this version of the course does not
+    know it (a notebook newer than the installed course).
+
+    >>> fetch_args("06", environ={"TLCOURSE_FETCH_FROM": "/mnt/data"})
+    ['--lesson', '06', '--from-folder', '/mnt/data']
+    >>> fetch_args(None, environ={}) == fetch_args("99", environ={}) == ['--all', '--weights', 'auto']
+    True
     """
     environ = os.environ if environ is None else environ
     source = environ.get("TLCOURSE_FETCH_FROM")
-    return ["--all", "--weights", "auto"] + (["--from-folder", source] if source else [])
+    try:
+        key = None if lesson is None else fetch.lesson_key(lesson)
+    except ValueError:
+        key = None
+    what = ["--lesson", key] if key in fetch.LESSONS else ["--all", "--weights", "auto"]
+    return what + (["--from-folder", source] if source else [])
 
 
-def setup() -> str:
-    """Prepare a hosted runtime for a lesson (see the module docstring); return the platform."""
+def lesson_items(lesson: str) -> str:
+    """What ``tlcourse-fetch --lesson`` brings for ``lesson``, in words.
+
+    >>> lesson_items("04")
+    'sst2, the text model'
+    >>> print(lesson_items("07"))
+    hymenoptera, mnist, the image backbone's weights
+    """
+    needs = fetch.LESSONS[fetch.lesson_key(lesson)]
+    extra = (["the text model"] if set(needs.datasets) & set(fetch.TEXT_DATASETS) else []) + (
+        ["the image backbone's weights"] if needs.image_weights else [])
+    return ", ".join([*needs.datasets, *extra])
+
+
+def setup(lesson: str | None = None) -> str:
+    """Prepare a hosted runtime for ``lesson`` (its number; see the module docstring); return the platform."""
     where = platform()
     if where == "binder":
         print(BINDER_TIP)
@@ -83,9 +111,16 @@ def setup() -> str:
     print(f"{where.capitalize()}: {'a GPU' if gpu else 'a CPU-only'} runtime, so the "
           f"{os.environ['TLCOURSE_PROFILE']} profile"
           + ("" if gpu else " (Runtime → Change runtime type → GPU gives the full one)") + ".")
-    args = fetch_args()
-    print("Fetching the course's data: tlcourse-fetch " + " ".join(args), flush=True)
+    args = fetch_args(lesson)
+    if "--lesson" in args:
+        print(f"Fetching what lesson {args[1]} uses ({lesson_items(args[1])}): {FETCH_COMMAND} {' '.join(args)}",
+              flush=True)
+    else:
+        print(("" if lesson is None else f"Lesson {lesson} is not in this version's list (tlcourse.fetch.LESSONS), "
+               "so everything is fetched. ") + f"Fetching the course's data: {FETCH_COMMAND} " + " ".join(args),
+              flush=True)
     if fetch.main(args) != 0:
-        raise RuntimeError("The data could not all be fetched (see the lines above); the lessons need it. "
-                           "Run this cell again to resume.")
+        raise RuntimeError(f"This lesson's data could not all be fetched (see the lines above); it needs it. "
+                           f"Run this cell again to resume (what arrived is kept), or in a cell: "
+                           f"!{FETCH_COMMAND} {' '.join(args)}")
     return where

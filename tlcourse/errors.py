@@ -2,15 +2,30 @@
 
 Example:
     >>> err = DataMissingError("hymenoptera", "/data/hymenoptera_data")
-    >>> "fetch_data.py hymenoptera" in str(err)
+    >>> f"{FETCH_COMMAND} hymenoptera --root /data" in str(err)
     True
 """
 from __future__ import annotations
 
 from pathlib import Path
 
-# The course's fetch command, as every message that says how to get data or weights types it.
-FETCH_COMMAND = "python data_scripts/fetch_data.py"
+
+def fetch_command(package: Path = Path(__file__).resolve().parent) -> str:
+    """The course's fetch command as the learner can type it where this package runs.
+
+    Installed by pip (Colab, Kaggle, Binder, ``pip install git+...``): its console script,
+    ``tlcourse-fetch``. Run from a checkout (``data_scripts/`` beside the package: ``make start``
+    and the tests): ``python data_scripts/fetch_data.py``, the same tool, as ``make data`` runs it.
+
+    >>> fetch_command(Path("/usr/lib/python3/site-packages/tlcourse"))
+    'tlcourse-fetch'
+    """
+    in_checkout = (package.parent / "data_scripts" / "fetch_data.py").is_file()
+    return "python data_scripts/fetch_data.py" if in_checkout else "tlcourse-fetch"
+
+
+# As every message that says how to get data or weights types it.
+FETCH_COMMAND = fetch_command()
 
 
 class CourseError(Exception):

@@ -1,7 +1,7 @@
 """``tlcourse-fetch``: fill, copy into, or check the course's data root (datasets, weights, text model).
 
 Usage:
-    tlcourse-fetch [NAMES...] [--all] [--root DIR] [--from-folder DIR]
+    tlcourse-fetch [NAMES...] [--all] [--lesson NN] [--root DIR] [--from-folder DIR]
                    [--weights auto|none|resnet18|resnet50|all] [--text-model auto|none|HUB_ID]
                    [--verify] [--verify-only]
 
@@ -9,6 +9,7 @@ Usage:
 
 Examples:
     tlcourse-fetch --all                                  # download what is missing, verified
+    tlcourse-fetch --lesson 04                            # only what lesson 04 uses (SST-2, the text model)
     tlcourse-fetch hymenoptera sst2 --root /srv/course-data
     tlcourse-fetch --all --from-folder /mnt/usb/course-data   # copy a prepared root; no network
     tlcourse-fetch --all --verify                         # compare every checksum too
@@ -30,6 +31,11 @@ to ``<root>/models/<hub id>``, where the lessons look before the Hugging Face hu
 fetched with ``--all``, with no names, with ``sst2``, or with ``--text-model``
 (``huggingface_hub.snapshot_download``; copied with ``--from-folder``).
 
+``--lesson NN`` (repeatable) asks for what that lesson loads (:data:`LESSONS`): its
+datasets, the text model with ``sst2``, and ``--weights auto`` where it builds the pretrained
+image backbone (``none`` otherwise). The platform set-up cell of each lesson fetches just that,
+so that one unreachable host stops only the lessons that need its data.
+
 Exit status: 0 when every dataset asked for (by name, or all of them with
 ``--all`` or no names), the text model and every weight file asked for by
 name are present and right; 1 otherwise. Optional parts and ``--weights auto``
@@ -43,8 +49,10 @@ import os
 import sys
 import time
 import urllib.error
+import re
 from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
 
 from . import config
 from . import download as dl
@@ -53,6 +61,41 @@ from .registry import DATASETS, FETCH_COMMAND, MANIFEST_DIR, DatasetSpec
 
 WEIGHT_CHOICES = ("auto", "none", "resnet18", "resnet50", "all")
 TEXT_DATASETS = ("sst2",)  # asking for these brings the text model too
+
+
+class LessonData(NamedTuple):
+    """What one lesson loads: datasets of the registry, and whether it builds the pretrained image backbone."""
+
+    datasets: tuple[str, ...]
+    image_weights: bool = True  # --weights auto: ResNet-18 when it can be had, else EfficientNet-Lite0
+
+
+# What each lesson (notebooks/NN_*.ipynb, by its number) loads: `tlcourse-fetch --lesson NN` and the
+# lesson's platform set-up cell fetch exactly this. tests/test_fetch_cli.py reads every lesson's code
+# and fails when an entry is missing or differs from what the code loads.
+LESSONS: dict[str, LessonData] = {
+    "00": LessonData(("hymenoptera",)),                             # concepts: ants vs bees, the backbone
+    "01": LessonData(("hymenoptera",)),                             # feature extraction
+    "02": LessonData(("hymenoptera",)),                             # fine-tuning
+    "03": LessonData(("hymenoptera",)),                             # how much to train
+    "04": LessonData(("sst2",), image_weights=False),               # text classification (+ the text model)
+    "05": LessonData(("hymenoptera",)),                             # data augmentation
+    "06": LessonData(("mnist", "usps", "mnist_m"), image_weights=False),  # domain adaptation: digits
+    "07": LessonData(("hymenoptera", "mnist")),                     # choosing a strategy: photos and digits
+    "08": LessonData(("hymenoptera", "mnist_m")),                   # your own data: its two demo folders
+}
+
+
+def lesson_key(lesson: str | int) -> str:
+    """``"04"`` from ``4``, ``"4"``, ``"04"`` or ``"04_text_classification.ipynb"`` (ValueError otherwise).
+
+    >>> lesson_key("04_text_classification.ipynb"), lesson_key(6)
+    ('04', '06')
+    """
+    match = re.match(r"(\d{1,2})(?:_|\.ipynb|$)", Path(str(lesson)).name)
+    if not match:
+        raise ValueError(f"not a lesson number or notebook name: {lesson!r}")
+    return match[1].zfill(2)
 
 
 @dataclass
@@ -270,6 +313,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                                 epilog=f"datasets:\n{datasets}\n\n" + __doc__.split("\n\n", 2)[2])
     p.add_argument("names", nargs="*", metavar="NAME", help="datasets to get (default: all)")
     p.add_argument("--all", action="store_true", help="every dataset")
+    p.add_argument("--lesson", action="append", default=[], metavar="NN",
+                   help="what lesson NN loads (its datasets, the text model or the image weights); repeatable")
     p.add_argument("--root", help="the data root (default: TLCOURSE_DATA, else ~/.cache/tlcourse)")
     p.add_argument("--from-folder", metavar="DIR", help="copy from this prepared data root instead of downloading")
     p.add_argument("--weights", choices=WEIGHT_CHOICES,
@@ -285,6 +330,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     unknown = [n for n in args.names if n not in DATASETS]
     if unknown:
         p.error(f"unknown dataset(s) {', '.join(unknown)}; known: {', '.join(DATASETS)}")
+    try:
+        args.lesson = [lesson_key(n) for n in args.lesson]
+    except ValueError as exc:
+        p.error(str(exc))
+    if set(args.lesson) - set(LESSONS):
+        p.error(f"unknown lesson(s) {', '.join(sorted(set(args.lesson) - set(LESSONS)))}; "
+                f"known: {', '.join(LESSONS)}")
     return args
 
 
@@ -312,13 +364,17 @@ def _fetch(args: argparse.Namespace, root: Path) -> int:
     started = time.perf_counter()
     # `--weights resnet50` or `--text-model ID` alone handle that only; auto/none alone still mean "all"
     models_only = (args.weights not in (None, "auto", "none")
-                   or args.text_model not in (None, "auto", "none")) and not (args.names or args.all)
-    names = [] if models_only else (args.names or list(DATASETS))
+                   or args.text_model not in (None, "auto", "none")) and not (args.names or args.all or args.lesson)
+    lessons = [LESSONS[n] for n in args.lesson]
+    asked = set(args.names).union(*(lesson.datasets for lesson in lessons))
+    names = [] if models_only else list(DATASETS) if args.all or not asked else [n for n in DATASETS if n in asked]
     rows = [process_dataset(DATASETS[n], root, args) for n in names]
     text_model = text_model_wanted(args, names)
     if text_model:
         rows.append(process_text_model(text_model, root, args))
-    rows += process_weights(args.weights or ("none" if models_only and not args.weights else "auto"), root, args)
+    # lessons alone: the image weights only where one of them builds the pretrained backbone
+    no_images = lessons and not (args.names or args.all) and not any(lesson.image_weights for lesson in lessons)
+    rows += process_weights(args.weights or ("none" if models_only or no_images else "auto"), root, args)
     print_summary(rows, root, time.perf_counter() - started)
     return 1 if any(r.failed for r in rows) else 0
 

@@ -57,7 +57,7 @@ _QUADRANTS = {
         "with a small learning rate.",
         "With enough data the backbone can adapt to your classes without overfitting; starting from "
         "pretrained weights makes it converge fast and well.",
-        "lesson 02"),
+        "lessons 02 and 03"),
     ("small", "dissimilar"): (
         "lower-layer features",
         "Cut the backbone at a lower block (general edges, colours, textures), freeze it, train a "
@@ -70,7 +70,7 @@ _QUADRANTS = {
         "Fine-tune every layer (from the pretrained weights), with a learning rate large enough to move them.",
         "There is data enough to learn new features; the pretrained start still converges faster and "
         "usually ends better than random initialisation.",
-        "lessons 02 and 07"),
+        "lessons 02, 03 and 07"),
 }
 
 #: The four strategies, in the order of the table above.
@@ -176,7 +176,9 @@ def toy_domains(n_source: int = 400, n_target: int = 10, angle: float = 70.0, n_
 def joint_fit(data: dict[str, tuple[torch.Tensor, torch.Tensor]], lam: float) -> tuple[nn.Linear, dict[str, float]]:
     """One linear classifier shared by both domains, trained on L_source + λ·L_target.
 
-    Returns it and its accuracy on the source and target test points.
+    Returns it and its accuracy on the source and target test points. Lesson 00 (section 5) writes
+    this fit out as ``fit_joint(lam)`` (same seed, optimizer and penalty), and a check there shows
+    both give the same weights.
 
     >>> _, acc = joint_fit(toy_domains(), lam=0.0)
     >>> acc["source"] > 0.9 > acc["target"]

@@ -6,9 +6,12 @@ For each ``notebooks/NN_*.ipynb`` this writes, right after the title cell (which
    badges that open THAT lesson, built from README.md's ``REPO_URL:`` line (the one place
    the repository is named; ``tools/set_repo_url.py`` changes it);
 2. a code cell (tag ``platform-setup``) that does nothing on your own machine and, on
-   Colab or Kaggle, installs the course from the repository and calls
-   :func:`tlcourse.cloud.setup` (profile by runtime, data via ``tlcourse-fetch``); on
-   Binder it prints the shut-down-the-previous-kernel tip.
+   Colab or Kaggle, installs the course from the repository (a failed ``pip install`` shows
+   pip's last lines and the command to retry, and stops the notebook there) and calls
+   :func:`tlcourse.cloud.setup` with the lesson's number (profile by runtime; the data that
+   lesson loads, ``tlcourse-fetch --lesson NN``, listed in ``tlcourse/fetch.py``'s ``LESSONS``:
+   a lesson without an entry there stops this tool); on Binder it prints the
+   shut-down-the-previous-kernel tip.
 
 and marks every solution cell (tag ``solution``) as a Colab form cell: first line
 ``#@title Solution`` and metadata ``cellView: form``, so it is collapsed in Colab as
@@ -32,6 +35,9 @@ from pathlib import Path
 import nbformat
 
 REPO = Path(__file__).resolve().parents[1]
+if str(REPO) not in sys.path:
+    sys.path.insert(0, str(REPO))  # run from a checkout, the course installed or not
+from tlcourse.fetch import LESSONS, lesson_key  # noqa: E402
 BRANCH = "main"
 BADGES_TAG, SETUP_TAG, SOLUTION_TAG = "platform-badges", "platform-setup", "solution"
 FORM_TITLE = "#@title Solution"
@@ -45,19 +51,27 @@ BADGES = """\
 (Kaggle: switch *Internet* on in the notebook's settings) and does nothing on your own machine."""
 
 SETUP = """\
-# Platform set-up: on Colab or Kaggle this installs the course and fetches its data (a few minutes,
-# once per session; the quick profile on a CPU runtime, full on a GPU). On Binder it prints a tip;
-# on your own machine it does nothing. Written by tools/sync_setup_cells.py: edit it there.
+# Platform set-up: on Colab or Kaggle this installs the course and fetches this lesson's data (a few
+# minutes, once per session; the quick profile on a CPU runtime, full on a GPU). On Binder it prints a
+# tip; on your own machine it does nothing. Written by tools/sync_setup_cells.py: edit it there.
 import importlib, importlib.util, os, subprocess, sys
 
 hosted = "google.colab" in sys.modules or "KAGGLE_KERNEL_RUN_TYPE" in os.environ
 if hosted and importlib.util.find_spec("tlcourse") is None:
     source = os.environ.get("TLCOURSE_INSTALL_FROM", "git+{repo_url}")
-    subprocess.run([sys.executable, "-m", "pip", "install", "-q", source], check=True)
+    print(f"Installing the course: pip install {{source}} (a minute or two)", flush=True)
+    pip = subprocess.run([sys.executable, "-m", "pip", "install", "-q", source],
+                         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    if pip.stdout.strip():  # pip's warnings; after a failure, its error
+        print("\\n".join(pip.stdout.splitlines()[-40:]))
+    if pip.returncode:
+        raise RuntimeError(f"pip install {{source}} failed (exit {{pip.returncode}}, its last lines are above). "
+                           "Fix what they say (Kaggle: is Internet on?), then run this cell again, or "
+                           f"install it in a cell: %pip install {{source}}")
     importlib.invalidate_caches()
 from tlcourse import cloud
 
-cloud.setup()"""
+cloud.setup("{lesson}")  # what lesson {lesson} loads (tlcourse-fetch --lesson {lesson})"""
 
 
 def repo_url(readme: Path = REPO / "README.md") -> str:
@@ -104,12 +118,25 @@ def as_form(cell) -> bool:
     return changed
 
 
+def setup_source(url: str, name: str) -> str:
+    """The set-up cell of the lesson ``name`` (``NN_*.ipynb``): it fetches what ``LESSONS[NN]`` lists.
+
+    >>> setup_source("https://github.com/a/b", "04_text.ipynb").splitlines()[-1]
+    'cloud.setup("04")  # what lesson 04 loads (tlcourse-fetch --lesson 04)'
+    """
+    lesson = lesson_key(name)
+    if lesson not in LESSONS:
+        raise SystemExit(f"{name}: lesson {lesson} has no entry in LESSONS (tlcourse/fetch.py), so its set-up "
+                         "cell would not know what to fetch: add the datasets its code loads there")
+    return SETUP.format(repo_url=url, lesson=lesson)
+
+
 def synced(text: str, name: str, url: str) -> str:
     """The notebook ``text`` (file ``name``) with badges, set-up cell and form solutions in place."""
     nb = nbformat.reads(text, as_version=4)
     links = launch_links(url, name)
     badges = nbformat.v4.new_markdown_cell(BADGES.format(**links), metadata={"tags": [BADGES_TAG]})
-    setup = nbformat.v4.new_code_cell(SETUP.format(repo_url=url), metadata={"tags": [SETUP_TAG]})
+    setup = nbformat.v4.new_code_cell(setup_source(url, name), metadata={"tags": [SETUP_TAG]})
     badges.id, setup.id = BADGES_TAG, SETUP_TAG
     rest = [c for c in nb.cells if not ({BADGES_TAG, SETUP_TAG} & set(tags(c)))]
     if not rest or rest[0].cell_type != "markdown":
