@@ -34,13 +34,17 @@ def test_same_seed_same_head():
     assert torch.equal(a.weight, b.weight)
 
 
-def test_train_head_is_lesson_01s_hand_written_loop():
-    """Lesson 01, section 3 writes this loop out; train_head(seed=0) must give the same head."""
+@pytest.mark.parametrize("kind", ["linear", "mlp"])
+def test_train_head_is_lesson_01s_hand_written_loop(kind):
+    """Lesson 01, section 3 writes this loop out (``train_loop``) and trains a linear head and an
+    ``nn.Sequential`` MLP with it; train_head(seed=0) must give the same heads (dropout included)."""
     from torch.utils.data import DataLoader
 
     train, val = blobs()
     torch.manual_seed(0)
-    head = nn.Linear(train[0].shape[1], 2)
+    dim = train[0].shape[1]
+    head = nn.Linear(dim, 2) if kind == "linear" else \
+        nn.Sequential(nn.Linear(dim, 16), nn.ReLU(), nn.Dropout(0.5), nn.Linear(16, 2))
     optimizer = torch.optim.Adam(head.parameters(), lr=1e-2, weight_decay=1e-4)
     loss_fn = nn.CrossEntropyLoss()
     loader = DataLoader(TensorDataset(*train), batch_size=32, shuffle=True)
@@ -55,8 +59,9 @@ def test_train_head_is_lesson_01s_hand_written_loop():
         with torch.no_grad():  # a DataLoader for val too: each one drawn from takes a seed from torch's RNG
             correct = sum((head(x).argmax(1) == y).sum().item() for x, y in DataLoader(TensorDataset(*val), 256))
         val_acc.append(correct / len(val[1]))
-    helper, h = heads.train_head("linear", train, val, epochs=4, lr=1e-2, seed=0)
-    torch.testing.assert_close(helper.weight, head.weight, rtol=1e-5, atol=1e-6)
+    helper, h = heads.train_head(kind, train, val, epochs=4, lr=1e-2, hidden=16, seed=0)
+    for mine, theirs in zip(head.parameters(), helper.parameters(), strict=True):
+        torch.testing.assert_close(theirs, mine, rtol=1e-5, atol=1e-6)
     assert h.val_acc == pytest.approx(val_acc)
 
 

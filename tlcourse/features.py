@@ -36,7 +36,8 @@ def extract_features(backbone: nn.Module | Callable, dataset: Dataset, batch_siz
 
     Generalises lesson 01's visible ``extract`` loop (section 2: ``eval()``,
     ``torch.inference_mode()``, batches, ``torch.cat``) with a device, mixed precision
-    on CUDA and a progress bar; the lesson checks that both give the same matrix.
+    on CUDA and a progress bar; the lesson checks that both give the same matrix for
+    both splits (to float rounding on a CPU; mixed precision rounds more).
     """
     device = device or pick_device()
     if isinstance(backbone, nn.Module):
@@ -89,7 +90,7 @@ def hymenoptera_features(spec: "BackboneSpec", split: str, size: int | None = No
     """Frozen-backbone features of hymenoptera ``split``, computed once and cached on disk.
 
     ``depth`` cuts the backbone after that many blocks (None: the whole
-    backbone). Lessons 00, 01, 02, 05 and 07 share this cache, so the
+    backbone). Lessons 00, 01, 03, 05 and 07 share this cache, so the
     backbone runs over the images once per machine, not once per lesson.
     The entry (:mod:`tlcourse.cache`) is keyed by these settings, the image
     folder's files and the weights file; building it leaves the caller's

@@ -55,7 +55,8 @@ def make_head(kind: str, in_dim: int, num_classes: int, hidden: int = 1024,
               dropout: float = 0.5) -> nn.Module:
     """A new head: ``"linear"`` (one layer) or ``"mlp"`` (``hidden`` ReLU units + dropout).
 
-    Both output logits; the softmax lives in the cross-entropy loss.
+    Both output logits; the softmax lives in the cross-entropy loss. Lesson 01 (section 3)
+    writes both out: ``nn.Linear(features, 2)`` and the MLP as the same ``nn.Sequential``.
 
     >>> make_head("mlp", 1280, 2, hidden=8)
     Sequential(
@@ -86,9 +87,10 @@ def train_head(kind: str, train: FeatureSet, val: FeatureSet, epochs: int = 30, 
                progress: bool = False) -> tuple[nn.Module, training.History]:
     """Train a ``"linear"`` or ``"mlp"`` head on cached features with Adam; return it and its history.
 
-    Generalises lesson 01's hand-written head-training loop (section 3, the cell that
-    starts ``torch.manual_seed(0)``): with ``seed=0`` the linear head is the same, epoch
-    for epoch (the lesson's check cell compares them).
+    Generalises lesson 01's hand-written head-training loop (section 3, ``train_loop``):
+    with ``seed=0`` the linear head and the MLP (an ``nn.Sequential``) it trains are the
+    same, epoch for epoch (the lesson's check cell compares both: val accuracy within one
+    image, weights within 1e-4).
 
     The head keeps its *last* epoch's weights (no picking the best epoch on val),
     so ``history.val_acc[-1]`` is less optimistic than the best epoch's; it is still not
