@@ -29,6 +29,7 @@ NOTEBOOKS = sorted((Path(__file__).resolve().parents[1] / "notebooks").glob("[0-
 # Numbers that coincide with a profile-dependent value but say something else: {lesson: {phrase}},
 # where the phrase, written as in the markdown, contains the number and its context. Keep it short.
 FACTS: dict[str, set[str]] = {
+    "02": {"momentum 0.9", "momentum=0.9"},  # SGD's momentum in the recipe, not the full profile's recipe_bar
     "04": {"about 60 %, 80 % or 90 %",  # a prediction's three choices, not a result
            "Compute it for the first 1,000 phrases"},  # exercise 5's own subset (its solution: [:1000])
     "06": {"MNIST's 60,000 training images",  # the datasets' sizes

@@ -106,3 +106,92 @@ def test_block_drift_and_plot():
     assert "last 1 of 3 blocks" in fig.axes[0].get_title()
     with pytest.raises(ValueError, match="0..3"):
         unfreeze.plot_trainable([1, 2, 3], TOY, 4)
+
+
+# Lesson 03's gradual unfreezing, written out (section 4), on a toy with a BatchNorm2d in a frozen block.
+TOY2D = BackboneSpec("toy2d", "timm", "toy2d", feature_dim=4, head="head",
+                     blocks=(("b0",), ("b1",), ("b2",)), mean=(0.5,) * 3, std=(0.5,) * 3)
+
+
+class Toy2d(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.b0 = nn.Sequential(nn.Conv2d(3, 4, 3, padding=1), nn.BatchNorm2d(4), nn.ReLU())
+        self.b1 = nn.Sequential(nn.Conv2d(4, 4, 3, padding=1), nn.BatchNorm2d(4), nn.ReLU())
+        self.b2 = nn.Sequential(nn.Conv2d(4, 4, 3, padding=1), nn.AdaptiveAvgPool2d(1), nn.Flatten())
+        self.head = nn.Linear(4, 2)
+
+    def forward(self, x):
+        return self.head(self.b2(self.b1(self.b0(x))))
+
+
+def image_loaders():
+    g = torch.Generator().manual_seed(1)
+    x = torch.randn(48, 3, 6, 6, generator=g)
+    y = (x[:, 0].mean((1, 2)) > 0).long()
+    return DataLoader(TensorDataset(x, y), batch_size=8, shuffle=True), DataLoader(TensorDataset(x, y), 16)
+
+
+def plain_gradual_unfreezing(model, spec, schedule, train_loader, val_loader, head_lr, body_lr, step_size):
+    """Lesson 03's core cell (section 4) without the prints, early stopping and best-weights copy."""
+    criterion = nn.CrossEntropyLoss()
+    head = getattr(model, spec.head)
+    blocks = [[model.get_submodule(name) for name in names] for names in spec.blocks]
+    model.requires_grad_(False)
+    head.requires_grad_(True)
+    optimizer = torch.optim.SGD([{"params": head.parameters(), "lr": head_lr}], lr=head_lr, momentum=0.9)
+    scheduler = torch.optim.lr_scheduler.StepLR(optimizer, step_size=step_size, gamma=0.1)
+    hist = {"train_loss": [], "train_acc": [], "val_loss": [], "val_acc": []}
+    thawed = 0
+    for wanted in schedule:
+        while thawed < wanted:
+            thawed += 1
+            new = [p for module in blocks[-thawed] for p in module.parameters()]
+            for p in new:
+                p.requires_grad_(True)
+            decay = optimizer.param_groups[0]["lr"] / head_lr
+            optimizer.add_param_group({"params": new, "lr": body_lr * decay})
+        for phase, loader in (("train", train_loader), ("val", val_loader)):
+            model.train(phase == "train")
+            for module in (m for block in blocks[:len(blocks) - thawed] for m in block):
+                module.eval()
+            loss_sum, correct = 0.0, 0
+            with torch.set_grad_enabled(phase == "train"):
+                for inputs, labels in loader:
+                    outputs = model(inputs)
+                    loss = criterion(outputs, labels)
+                    if phase == "train":
+                        optimizer.zero_grad()
+                        loss.backward()
+                        optimizer.step()
+                    loss_sum += loss.item() * len(labels)
+                    correct += (outputs.argmax(1) == labels).sum().item()
+            hist[f"{phase}_loss"].append(loss_sum / len(loader.dataset))
+            hist[f"{phase}_acc"].append(correct / len(loader.dataset))
+        scheduler.step()
+    return hist
+
+
+def test_lesson_03s_plain_gradual_unfreezing_loop_gives_fine_tunes_history(monkeypatch):
+    """The lesson's check in miniature: same seed, same schedule -> the same history.
+
+    Thawing between epochs (requires_grad_ + add_param_group at the decayed backbone rate) and
+    frozen BatchNorm kept in eval() must agree with GradualUnfreezing's backbones.freeze
+    (FrozenBatchNorm2d), through a StepLR decay that lands before the last thaw.
+    """
+    monkeypatch.setattr(finetune.backbones, "build", lambda spec, pretrained=True: Toy2d())
+    schedule, kwargs = [0, 1, 1, 3, 3], dict(head_lr=0.2, body_lr=0.05, step_size=3)
+    train, val = image_loaders()
+    training.seed_everything(0)
+    model = Toy2d()
+    setattr(model, TOY2D.head, nn.Linear(TOY2D.feature_dim, 2))
+    plain = plain_gradual_unfreezing(model, TOY2D, schedule, train, val, **kwargs)
+    training.seed_everything(0)
+    _, helper = unfreeze.fine_tune(TOY2D, train, val, len(schedule), lr=kwargs["body_lr"], head_lr=kwargs["head_lr"],
+                                   schedule=schedule, step_size=kwargs["step_size"], device=torch.device("cpu"),
+                                   progress=False)
+    assert helper.epochs == len(plain["val_acc"]) == len(schedule)
+    for key in ("train_loss", "val_loss"):
+        assert getattr(helper, key) == pytest.approx(plain[key], abs=1e-5), key
+    assert helper.train_acc == plain["train_acc"] and helper.val_acc == plain["val_acc"]
+    assert len(set(plain["train_loss"])) == len(schedule)  # it trained: every epoch's loss differs

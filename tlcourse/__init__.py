@@ -24,7 +24,7 @@ Models and training
 - :mod:`tlcourse.device`        device choice, mixed precision and its loss scaler, seeds (every training)
 - :mod:`tlcourse.training`      the fit loop, history, checkpoints (02 ...)
 - :mod:`tlcourse.finetune`      classifier, parameter groups, loaders for fine-tuning (02, 04, 06)
-- :mod:`tlcourse.unfreeze`      fine-tuning runs: all layers, the last blocks, gradually (02)
+- :mod:`tlcourse.unfreeze`      fine-tuning runs: all layers, the last blocks, gradually (03)
 - :mod:`tlcourse.finetune_job`  lesson 02's fine-tuning as a script (one CPU or several GPUs)
 - :mod:`tlcourse.distributed`   the fit loop under torchrun / accelerate
 - :mod:`tlcourse.threads`       small computations on one CPU thread
@@ -39,7 +39,7 @@ Models and training
 
 Pictures and knobs
 - :mod:`tlcourse.plots`         curves (live or after the fact), image grids, maps
-- :mod:`tlcourse.gradcam`       where a CNN found its evidence (02)
+- :mod:`tlcourse.gradcam`       where a CNN found its evidence (03)
 - :mod:`tlcourse.widgets`       sliders and control panels that re-run a short experiment
 
 Lessons -> modules (what each notebook imports; every lesson's set-up cell also imports
@@ -49,7 +49,8 @@ Lessons -> modules (what each notebook imports; every lesson's set-up cell also 
   widgets
 - 01_feature_extraction: backbones, config, features, heads, images, plots, threads, training,
   transforms, widgets
-- 02_fine_tuning: backbones, config, features, gradcam, images, plots, training, transforms,
+- 02_fine_tuning: backbones, config, images, plots, training, transforms, unfreeze, widgets
+- 03_how_much_to_train: backbones, config, features, finetune, gradcam, plots, training, transforms,
   unfreeze, widgets
 - 04_text_classification: config, features, heads, plots, registry, text, training, widgets
 - 05_data_augmentation: augment, backbones, config, images, plots, training, transforms, widgets

@@ -1,4 +1,4 @@
-"""Fine-tuning building blocks shared by lessons 02, 05 and 07.
+"""Fine-tuning building blocks shared by lessons 02-03, 05 and 07 (through :mod:`tlcourse.unfreeze` too).
 
 Example:
     >>> from tlcourse.backbones import get_spec, count_trainable
@@ -41,7 +41,7 @@ def sgd_step_lr(params: Iterable[Any], lr: float, momentum: float = 0.9, step_si
     """Lesson 02's classic recipe: SGD with momentum, the rate times ``gamma`` every ``step_size`` epochs.
 
     ``params``: parameters or parameter groups (:func:`param_groups`). The one place the package
-    builds it (``unfreeze.fine_tune``, ``finetune_job``); the lesson writes it out itself.
+    builds it (``unfreeze.fine_tune``, ``finetune_job``); lesson 02 writes it out itself.
 
     >>> opt, sched = sgd_step_lr(nn.Linear(2, 2).parameters(), lr=0.1)
     >>> opt.defaults["momentum"], sched.step_size, sched.gamma
@@ -56,8 +56,8 @@ def param_groups(model: nn.Module, spec: BackboneSpec, head_lr: float,
     """Optimizer groups: the new head at ``head_lr``, trainable pretrained layers at ``backbone_lr``.
 
     A smaller rate for pretrained layers moves them gently, so what they learned
-    on ImageNet is adjusted rather than overwritten. Lesson 02 writes the same list of
-    dicts out by hand (section 7, "Learning rates: larger for what is new").
+    on ImageNet is adjusted rather than overwritten. Lesson 03 writes the same list of
+    dicts out by hand (section 3, "Learning rates: larger for what is new").
     """
     head = getattr(model, spec.head)
     head_ids = {id(p) for p in head.parameters()}
@@ -73,7 +73,10 @@ def hymenoptera_loaders(spec: BackboneSpec, size: int | None = None, batch_size:
                         seed: int = 0) -> tuple[DataLoader, DataLoader]:
     """Train and val loaders for ants vs bees with the backbone's preprocessing.
 
-    ``per_class`` keeps a random subset of that many training images per class.
+    Lesson 02's ``data_transforms`` and loaders (section 1) in one call: random resized crop +
+    flip for train, resize + centre crop for val, the photos decoded once (``images.hymenoptera``);
+    lesson 03 loads its data with it. ``per_class`` keeps a random subset of that many training
+    images per class.
     """
     train = images.hymenoptera("train", train_transform or transforms.train_transform(spec, size))
     val = images.hymenoptera("val", transforms.eval_transform(spec, size))

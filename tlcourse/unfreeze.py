@@ -7,8 +7,10 @@ layers start to move, so its large early gradients never reach (and
 scramble) the features that make transfer work.
 
 :class:`GradualUnfreezing` is a :func:`tlcourse.training.fit` callback that
-does this with :func:`tlcourse.backbones.freeze`; :func:`fine_tune` is the
-lesson's recipe (SGD with momentum, StepLR) in one call.
+does this with :func:`tlcourse.backbones.freeze`; :func:`fine_tune` is lesson
+02's recipe (SGD with momentum, StepLR) in one call, with lesson 03's options.
+Lesson 03 (section 4) writes gradual unfreezing out as a plain loop and checks
+that :func:`fine_tune` gives the same history.
 
 Example:
     >>> unfreeze_schedule(epochs=6, start=0, every=2, max_blocks=9)
@@ -60,6 +62,11 @@ class GradualUnfreezing:
 
     Thawed parameters join the optimizer as a new group at ``backbone_lr``
     (scaled like the head's rate, so a StepLR decay applies to them too).
+    Generalises lesson 03's plain loop (section 4: ``requires_grad_(True)`` on the next
+    block and ``optimizer.add_param_group`` between epochs, frozen blocks kept in
+    ``eval()``); here :func:`tlcourse.backbones.freeze` freezes, which swaps a frozen
+    block's BatchNorm for a ``FrozenBatchNorm2d`` (the same normalisation, rounded
+    differently in float32: the lesson's check allows 1e-3 on the losses and one photo).
     Build the optimizer *after* creating this callback, which applies
     ``schedule[0]``. Not meant for ``fit(..., resume=True)``.
 
@@ -120,8 +127,9 @@ def fine_tune(spec: BackboneSpec, train_loader: Iterable, val_loader: Iterable, 
     """The classic recipe in one call: new head, SGD with momentum, StepLR, ``fit``.
 
     Lesson 02 writes this recipe out in section 2 (``new_model``, ``optim.SGD``,
-    ``lr_scheduler.StepLR``, ``train_model``); this adds freezing by blocks, a separate head
-    rate (parameter groups, section 7) and gradual unfreezing.
+    ``lr_scheduler.StepLR``, ``train_model``); this adds what lesson 03 writes out: freezing
+    by blocks (section 1), a separate head rate (parameter groups, section 3) and gradual
+    unfreezing (section 4). Lesson 03 runs every fine-tune of its comparison through it.
 
     Args:
         lr: rate of the trainable pretrained layers (and of the head unless ``head_lr``).
