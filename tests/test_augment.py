@@ -122,6 +122,21 @@ def test_frozen_part_then_tail_is_the_whole_network():
         augment.frozen_part(model, SPEC, SPEC.num_blocks)
 
 
+def test_one_trainable_block_of_resnet18_is_the_split_lesson_05_writes_out():
+    """Lesson 05, section 7: conv1, bn1, relu, maxpool, layer1-layer3 frozen; layer4 trains (random weights)."""
+    spec = backbones.get_spec("resnet18")
+    torch.manual_seed(0)
+    model = backbones.build(spec, pretrained=False).eval()
+    plain = nn.Sequential(model.conv1, model.bn1, model.relu, model.maxpool, model.layer1, model.layer2, model.layer3)
+    frozen, tail = augment.frozen_part(model, spec, 1), augment.trainable_tail(model, spec, 1)
+    assert spec.blocks[-1] == ("layer4",)
+    x = torch.randn(2, 3, 64, 64)
+    with torch.no_grad():
+        assert torch.equal(frozen(x), plain(x))
+        assert torch.equal(tail[0](frozen(x)), model.layer4(plain(x)))
+    assert backbones.count_params(tail[0]) == backbones.count_params(model.layer4)
+
+
 def test_view_bank_is_repeatable_and_holds_distinct_views():
     pics = [picture(i, 20, 20) for i in range(5)]
     tf = v2.RandomRotation(90)

@@ -257,6 +257,9 @@ def show_mixed(batch: torch.Tensor, soft: torch.Tensor, classes: Sequence[str], 
 def frozen_part(model: nn.Module, spec: BackboneSpec, trainable_blocks: int = 0) -> nn.Sequential:
     """The blocks that stay frozen (eval mode, no gradients); pooled features if none train.
 
+    Lesson 05, section 7 writes this split out (its ``split``, and for ResNet-18 by name:
+    ``layer4`` trains); :func:`trainable_tail` is the other half.
+
     >>> spec = backbones.get_spec("efficientnet_lite0")
     >>> net = frozen_part(backbones.build(spec, pretrained=False), spec, trainable_blocks=0)
     >>> net(torch.zeros(1, 3, 64, 64)).shape
