@@ -65,14 +65,20 @@ lock:
 
 # Every lesson (smoke profile, EfficientNet-Lite0, a fresh cache) on Colab's package versions, in a
 # second venv (COLAB_VENV): constraints/colab.txt (made from ../shared/platforms/colab-pip-freeze.txt
-# by `tools/platform_env.py constraints`) installed first, then the course the way the set-up cell
-# installs it (only what is missing; nothing of Colab's may move). Python 3.13, Colab's, when this
-# machine has it (COLAB_PYTHON=... to choose). Not part of `make test`: about 6 GB and a few minutes.
+# by `tools/platform_env.py constraints`) installed first (by uv, whose cache keeps the ~3 GB of
+# wheels for the next build), then the course the way the set-up cell installs it (pip: only what
+# is missing; nothing of Colab's may move). There: the widget tests on Colab's ipywidgets 7.7.1,
+# then every notebooks/NN_*.ipynb, one line each (COLAB_LESSONS="00 04" for some). Python 3.13,
+# Colab's, when this machine has it (COLAB_PYTHON=... to choose). CI's last step (.ci/run); not
+# part of `make test`. Both parts run; either failing fails the target.
 COLAB_VENV ?= /tmp/tlcourse-colab
 test-colab:
 	$(PYTHON) tools/platform_env.py build --venv $(COLAB_VENV) $(if $(COLAB_PYTHON),--python $(COLAB_PYTHON))
-	TLCOURSE_BACKBONE=efficientnet_lite0 TLCOURSE_CACHE=$${TLCOURSE_CACHE:-$$(mktemp -d)/tlcourse-cache} \
-	  $(PYTHON) tools/platform_env.py run --venv $(COLAB_VENV)
+	@rc=0; \
+	$(PYTHON) tools/platform_env.py widgets --venv $(COLAB_VENV) || rc=1; \
+	TLCOURSE_BACKBONE=efficientnet_lite0 TLCOURSE_CACHE=$$(mktemp -d)/tlcourse-cache \
+	  $(PYTHON) tools/platform_env.py run --venv $(COLAB_VENV) $(if $(COLAB_LESSONS),--lessons $(COLAB_LESSONS)) || rc=1; \
+	exit $$rc
 
 data: install
 	$(PY) data_scripts/fetch_data.py --all --weights auto
