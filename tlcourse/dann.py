@@ -95,7 +95,8 @@ def lambda_schedule(p: float, gamma: float = 10.0, max_lambda: float = 1.0) -> f
     """DANN's λ at training progress ``p`` in [0, 1]: ``max_lambda · (2 / (1 + exp(−γ p)) − 1)``.
 
     It starts at 0, so the domain classifier cannot disturb the young features,
-    and rises smoothly to ``max_lambda`` (γ sets how fast).
+    and rises smoothly to ``max_lambda`` (γ sets how fast). Lesson 06 writes it as one line
+    of its DANN loop, and its check compares that line with this function at every step.
 
     >>> [round(lambda_schedule(p), 2) for p in (0, 0.1, 0.25, 1)]
     [0.0, 0.46, 0.85, 1.0]

@@ -163,7 +163,7 @@ class Recipe:
     def tuned(self, strategy: str, value: float) -> "Recipe":
         """This recipe with ``strategy``'s knob set to ``value``.
 
-        A fine-tune's new head learns 10x faster than its pretrained layers (lesson 02's rule: the
+        A fine-tune's new head learns 10x faster than its pretrained layers (lesson 03's rule: the
         head starts from random weights, the layers below only need adjusting); from scratch every
         layer is new, so all of them, head included, share the one rate.
 
@@ -352,7 +352,11 @@ def train_steps(model: nn.Module, groups: list[dict], train: tuple[torch.Tensor,
 def partial_run(model: nn.Module, spec: "BackboneSpec", train_maps: tuple[torch.Tensor, torch.Tensor],
                 test_maps: tuple[torch.Tensor, torch.Tensor], num_classes: int, recipe: Recipe, seed: int,
                 device: torch.device | None = None) -> float:
-    """Partial fine-tune on cached maps: the last ``recipe.partial_blocks`` blocks + a new head."""
+    """Partial fine-tune on cached maps: the last ``recipe.partial_blocks`` blocks + a new head.
+
+    Lesson 07 writes one such run out on the whole network (the lower blocks frozen with
+    ``requires_grad_(False)`` and kept in ``eval()``) and checks that it gives this accuracy.
+    """
     seed_everything(seed)
     top = TopBlocks(model, spec, recipe.cut_for(spec), num_classes)
     groups = [{"params": top.head.parameters(), "lr": recipe.head_lr},
