@@ -1,6 +1,11 @@
 """Lesson 04's text helpers: SST-2 loading, tokenization, batching, the classifier, caching, errors."""
 from __future__ import annotations
 
+import ast
+import builtins
+from pathlib import Path
+
+import nbformat
 import pytest
 import torch
 from conftest import data_root
@@ -286,3 +291,40 @@ def test_fine_tune_clips_the_gradient_norm():
     text.fine_tune_classifier(b, batches, batches, max_grad_norm=1e-4, **kw)
     # Adam divides by the gradient's running scale, so clipping changes the steps but not by much
     assert not torch.equal(a.head.weight, b.head.weight)
+
+
+# --------------------------------------------------------------------------- the lesson's exercises
+LESSON = Path(__file__).resolve().parents[1] / "notebooks" / "04_text_classification.ipynb"
+
+
+def _names(source: str) -> tuple[set[str], set[str], set[str]]:
+    """(names a cell reads, names it binds, names it deletes), read with ``ast``."""
+    tree = ast.parse("\n".join(line for line in source.splitlines() if not line.lstrip().startswith(("%", "!"))))
+    read, bound, deleted = set(), set(), set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Name):
+            {ast.Load: read, ast.Store: bound, ast.Del: deleted}[type(node.ctx)].add(node.id)
+        elif isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+            bound.add(node.name)
+        elif isinstance(node, ast.arg):
+            bound.add(node.arg)
+        elif isinstance(node, (ast.Import, ast.ImportFrom)):
+            bound |= {(a.asname or a.name).split(".")[0] for a in node.names}
+    return read, bound, deleted
+
+
+def test_every_exercise_runs_on_the_lesson_cells_above_it_alone():
+    """Issue 30: a solution reads only what the lesson's own cells above it left defined, never a name
+    that only another exercise's solution binds (or one the lesson deleted: ``del X_train``)."""
+    cells = [c for c in nbformat.read(LESSON, as_version=4).cells if c.cell_type == "code"]
+    defined: set[str] = set(dir(builtins))
+    solutions = 0
+    for cell in cells:
+        read, bound, deleted = _names(cell.source)
+        if "solution" in cell.metadata.get("tags", []):
+            solutions += 1
+            missing = read - bound - defined
+            assert not missing, f"exercise solution {solutions} needs {sorted(missing)}:\n{cell.source[:300]}"
+        else:
+            defined = (defined | bound) - deleted
+    assert solutions >= 3

@@ -11,9 +11,9 @@
   :class:`TextClassifier` = encoder + mean pooling + dropout + linear head.
 * **Frozen encoder**: :func:`sst2_embeddings` runs the encoder once and caches the
   pooled sentence vectors on disk; a classifier is then trained on the table.
-* **Fine-tuning**: :func:`fine_tune_classifier` is lesson 04's hand-written loop (section 6, "The training
-  loop, written out") with progress bars and a history: AdamW with :func:`adamw_groups` (no
-  weight decay on biases and LayerNorm), ``transformers.get_linear_schedule_with_warmup``,
+* **Fine-tuning**: :func:`fine_tune_classifier` is lesson 04's hand-written loop (section 7,
+  ``make_optimizer`` and ``train_one_epoch``) with progress bars and a history: AdamW with
+  :func:`adamw_groups` (no weight decay on biases and LayerNorm), ``transformers.get_linear_schedule_with_warmup``,
   gradient clipping; :func:`predict_proba` and :func:`confident_mistakes` read the errors.
 
 Example:
@@ -436,7 +436,7 @@ def fine_tune_classifier(model: nn.Module, train_loader: Iterable, val_loader: I
               warmup: float | None = 0.1, max_grad_norm: float | None = 1.0,
               callbacks: Iterable[Callable] = (), progress: bool = True,
               device: torch.device | None = None) -> tuple[training.History, list[float]]:
-    """Train every layer: lesson 04's cells "Optimizer and schedule" and "The training loop, written out".
+    """Train every layer: lesson 04's ``make_optimizer`` and ``train_one_epoch`` (section 7).
 
     The same steps as the lesson's visible loop (a check cell there shows that both give
     the same losses and weights for the same seed), plus progress bars, mixed precision
@@ -444,7 +444,7 @@ def fine_tune_classifier(model: nn.Module, train_loader: Iterable, val_loader: I
     each epoch:
 
     * AdamW over :func:`adamw_groups` (``lr`` for the encoder, ``head_lr`` for the head,
-      no decay on biases and LayerNorm), fused on CPU and CUDA (about 4x faster steps);
+      no decay on biases and LayerNorm), fused on CPU and CUDA (faster steps);
     * ``transformers.get_linear_schedule_with_warmup``: the rates grow linearly from 0
       over the first ``warmup`` share of the steps, then fall linearly to 0 at the last
       step, moved after every step (``warmup=None``: constant rates);
@@ -463,8 +463,8 @@ def fine_tune_classifier(model: nn.Module, train_loader: Iterable, val_loader: I
 
     device = device or pick_device()
     model.to(device)
-    # The fused kernel updates all weights in one pass: on a CPU about 4x faster than the
-    # default loop over tensors (a third of a training step for a model this small).
+    # The fused kernel updates all weights in one pass: faster than the default loop over
+    # tensors, which costs a good share of a training step for a model this small.
     optimizer = torch.optim.AdamW(adamw_groups(model, lr, head_lr, weight_decay),
                                   fused=device.type in ("cpu", "cuda"))
     total = epochs * len(train_loader)
