@@ -98,10 +98,12 @@ test: install lint
 # The package's unit tests and doctests, without the notebooks and without the browser test
 # (it starts JupyterLab and Chromium; `make test` runs it).
 test-unit: install
+	TLCOURSE_BACKBONE=$${TLCOURSE_BACKBONE:-$$($(PY) -m tlcourse.backbones)} \
 	$(PY) -m pytest tlcourse tools tests -m "not browser" $(PYTEST_ARGS)
 
 # Lint + unit tests: what to run after every change to the package (a few minutes).
 test-fast: install lint
+	TLCOURSE_BACKBONE=$${TLCOURSE_BACKBONE:-$$($(PY) -m tlcourse.backbones)} \
 	$(PY) -m pytest tlcourse tools tests -m "not browser and not slow" $(PYTEST_ARGS)
 
 test-notebooks: install
