@@ -80,8 +80,8 @@ def in_subprocess(section: str, env: dict | None = None) -> dict:
 # --------------------------------------------------------------------------- notebooks
 def run_notebook(path: Path, profile: str = "quick") -> dict:
     """Execute one notebook in a child process; wall time and the kernel's peak memory."""
-    # tlcourse.execute: nbclient waiting in 1 s slices (it missed a reply in lesson 05 and hung)
-    code = ("import os, sys, nbformat; from tlcourse.execute import execute; "
+    # tlcourse.infra.execute: nbclient waiting in 1 s slices (it missed a reply in lesson 05 and hung)
+    code = ("import os, sys, nbformat; from tlcourse.infra.execute import execute; "
             "nb = nbformat.read(sys.argv[1], 4); "
             "execute(nb, cwd=sys.argv[2], timeout=int(os.environ.get('BENCH_CELL_TIMEOUT', '3600'))); "
             "import os; d = os.environ.get('BENCH_SAVE_DIR'); "

@@ -16,7 +16,8 @@ import torch.distributed as dist
 from torch import nn
 from torch.utils.data import TensorDataset
 
-from tlcourse import distributed, training
+from tlcourse.infra import distributed
+from tlcourse import training
 
 
 class HostCopy(torch.Tensor):

@@ -65,7 +65,7 @@ def pip_install(python: Path, *args: str, timeout: float = 600) -> subprocess.Co
 DRIVER = r'''
 import json, sys
 import nbformat
-# tlcourse/execute.py, copied beside this driver (the course may not be installed here yet):
+# tlcourse/infra/execute.py, copied beside this driver (the course may not be installed here yet):
 # nbclient that cannot miss a reply
 from tlcourse_execute import execute
 nb = nbformat.read(sys.argv[1], as_version=4)
@@ -90,7 +90,7 @@ def run_notebook(python: Path, notebook: Path, workdir: Path, env: dict[str, str
         '"display_name": "overlay", "language": "python"}' % python)
     driver = workdir / "run_notebook.py"
     driver.write_text(DRIVER)
-    shutil.copy(Path(__file__).resolve().parents[1] / "tlcourse" / "execute.py", workdir / "tlcourse_execute.py")
+    shutil.copy(Path(__file__).resolve().parents[1] / "tlcourse" / "infra" / "execute.py", workdir / "tlcourse_execute.py")
     executed = workdir / f"{notebook.stem}.out.ipynb"
     env = {**env, "JUPYTER_PATH": str(workdir / "jupyter"), "PYTHONDONTWRITEBYTECODE": "1"}
     result = subprocess.run([str(python), str(driver), str(notebook), str(executed), "overlay", str(workdir)],

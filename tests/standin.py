@@ -72,7 +72,7 @@ def run_notebook(path: Path, root: Path, cache: Path, profile: str = "smoke",
     """Execute ``path`` in stand-in mode; one :class:`CellResult` per code cell."""
     import nbformat
 
-    from tlcourse.execute import execute  # nbclient that cannot miss a reply (the module says why)
+    from tlcourse.infra.execute import execute
 
     os.environ.update(TLCOURSE_BACKBONE="resnet18", TLCOURSE_PROFILE=profile,
                       TLCOURSE_DATA=str(root), TLCOURSE_CACHE=str(cache))

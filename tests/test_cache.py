@@ -16,7 +16,8 @@ import pytest
 import torch
 from torch import nn
 
-from tlcourse import cache, config
+from tlcourse.infra import cache
+from tlcourse import config
 
 
 # --------------------------------------------------------------------------- helpers
@@ -232,10 +233,10 @@ def test_hymenoptera_features_cold_equals_warm(fake_root, depth):
 
 
 def test_features_by_depth_cold_equals_warm_and_match_full_depth(fake_root):
-    from tlcourse import backbones, features, heads
+    from tlcourse import backbones, features
 
     spec = backbones.get_spec("efficientnet_lite0")
-    (by_depth, y), _ = cold_then_warm(lambda: heads.hymenoptera_by_depth(spec, "val", 32, pretrained=False,
+    (by_depth, y), _ = cold_then_warm(lambda: features.hymenoptera_by_depth(spec, "val", 32, pretrained=False,
                                                                           progress=False))
     full, y2 = features.hymenoptera_features(spec, "val", size=32, pretrained=False, progress=False)
     assert torch.equal(y, y2) and torch.allclose(by_depth[spec.num_blocks], full, atol=1e-5)
@@ -263,18 +264,18 @@ def test_digits_cold_equals_warm(real_root):
 
 
 def test_sentence_vectors_cold_equal_warm(real_root):
-    from tlcourse import text
+    from tlcourse.labs import text_classification
 
-    if not (real_root / "models" / text.config.DEFAULT_TEXT_MODEL / "config.json").is_file():
+    if not (real_root / "models" / text_classification.config.DEFAULT_TEXT_MODEL / "config.json").is_file():
         pytest.skip("the text model is not in the data root")
     for pretrained in (True, False):
-        (f, y, rows), _ = cold_then_warm(lambda: text.sst2_embeddings("dev", n=6, pretrained=pretrained,
+        (f, y, rows), _ = cold_then_warm(lambda: text_classification.sst2_embeddings("dev", n=6, pretrained=pretrained,
                                                                       progress=False))
         assert f.shape[0] == 6
 
 
 def test_mixing_runs_cold_equal_warm():
-    from tlcourse import augment
+    from tlcourse.labs import data_augmentation
 
     g = torch.Generator().manual_seed(0)
     pictures = [torch.randint(0, 256, (3, 8, 8), dtype=torch.uint8, generator=g) for _ in range(8)]
@@ -283,7 +284,7 @@ def test_mixing_runs_cold_equal_warm():
     tail = nn.Linear(3 * 64, 2)
     val_x, val_y = torch.randn(6, 3 * 64, generator=g), torch.tensor([0, 1] * 3)
     to_float = lambda x: x.float() / 255  # noqa: E731
-    run = lambda: augment.mixing_runs(frozen, tail, pictures, targets, val_x, val_y,  # noqa: E731
+    run = lambda: data_augmentation.mixing_runs(frozen, tail, pictures, targets, val_x, val_y,  # noqa: E731
                                       {"none": (to_float, None)}, per_class=2, seeds=[0, 1], epochs=2,
                                       key="test", progress=False)
     df, _ = cold_then_warm(run)

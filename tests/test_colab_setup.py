@@ -22,7 +22,7 @@ import nbformat
 import pytest
 
 from overlay import clean_env, make_overlay, package_source, pip_install, run_notebook, site_packages
-from tlcourse import fetch
+from tlcourse.infra import fetch
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED = REPO.parent / "shared" / "course-data"
@@ -66,7 +66,7 @@ def test_sync_keeps_the_title_first_and_is_idempotent(tmp_path):
 
 
 def test_sync_on_a_copy_gives_each_lesson_its_own_fetch(tmp_path):
-    """Every lesson's set-up cell names its number, which tlcourse.fetch.LESSONS knows; --check agrees."""
+    """Every lesson's set-up cell names its number, which tlcourse.infra.fetch.LESSONS knows; --check agrees."""
     copy = tmp_path / "notebooks"
     shutil.copytree(REPO / "notebooks", copy, ignore=shutil.ignore_patterns("*.py", ".ipynb_checkpoints"))
     assert sync.main(["--notebooks", str(copy)]) == 0

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import pytest
 
-from tlcourse import config, widgets
+from tlcourse import config, errors, widgets
 
 
 def test_profile_and_paths(monkeypatch, tmp_path):
@@ -15,19 +15,19 @@ def test_profile_and_paths(monkeypatch, tmp_path):
     monkeypatch.delenv("TLCOURSE_PROFILE")
     assert config.profile() == "full"
     monkeypatch.setenv("TLCOURSE_DATA", str(tmp_path / "d"))
-    assert config.data_root() == tmp_path / "d"  # absolute, symlinks kept (tlcourse.cache resolves them)
+    assert config.data_root() == tmp_path / "d"  # absolute, symlinks kept (tlcourse.infra.cache resolves them)
     assert "profile=full" in config.summary()
 
 
 @pytest.mark.parametrize("value", [0, 51, -1.5, float("nan"), "3", None, True, 2.5])
 def test_out_of_range_or_wrong_type_values_are_refused(value):
-    with pytest.raises(widgets.WidgetValueError, match="epochs"):
-        widgets.check_range("epochs", value, 1, 50, kind=int)
+    with pytest.raises(errors.InvalidSettingError, match="epochs"):
+        errors.check_range("epochs", value, 1, 50, kind=int)
 
 
 def test_panel_shows_course_errors_instead_of_raising():
     def action(epochs):
-        widgets.check_range("epochs", epochs, 1, 5, kind=int)
+        errors.check_range("epochs", epochs, 1, 5, kind=int)
         return "trained"
 
     panel = widgets.control_panel({"epochs": widgets.int_slider("epochs", 3, 1, 10)}, action, display=False)

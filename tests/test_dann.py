@@ -8,8 +8,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from tlcourse import dann
-from tlcourse.dann import DANN, GradientReversal, dann_step, grad_reverse, lambda_schedule, train_dann
+from tlcourse.labs import domain_adaptation as lab
+from tlcourse.labs.domain_adaptation import DANN, GradientReversal, dann_step, grad_reverse, lambda_schedule, train_dann
 from tlcourse.training import History
 
 
@@ -161,7 +161,7 @@ def test_train_dann_repeats_with_a_seed():
 
 def test_train_dann_reads_the_device_once_per_epoch_whatever_the_number_of_steps(host_reads):
     """No host read per step (on a GPU each one waits for the device): the same few reads for 2 or 8 steps."""
-    reads = host_reads("tlcourse.dann")
+    reads = host_reads("tlcourse.labs.domain_adaptation")
     counts = []
     for n in (32, 128):  # 2 and 8 steps of 16 per epoch
         reads.clear()
@@ -177,13 +177,13 @@ def test_train_dann_epoch_means_are_the_host_means_of_its_steps_bit_for_bit(monk
     """Summing on the device changes no number: each epoch's means are what adding every step's
     floats on the host in float64 (as dann_step returns them) gives, to the last bit."""
     steps = []
-    real_update = dann._update
+    real_update = lab._update
 
     def update(*args, **kwargs):
         out = real_update(*args, **kwargs)
         steps.append(out.clone().tolist())  # the step's three float32 numbers, as dann_step returns them
         return out
-    monkeypatch.setattr(dann, "_update", update)
+    monkeypatch.setattr(lab, "_update", update)
     x, y = _images(96), torch.arange(96) % 10
     h = train_dann(DANN(widths=(4, 6), hidden=(8,), domain_hidden=(8,)), (x, y), _images(80, colour=True),
                    epochs=2, batch_size=16, device="cpu")
@@ -232,8 +232,8 @@ def test_accuracy_and_predictions():
             return F.one_hot(torch.full((len(x),), 3), 10).float() + 0 * self.w
 
     y = torch.tensor([3, 3, 1, 0])
-    assert dann.digit_accuracy(Always3(), (torch.zeros(4, 3, 28, 28), y), batch_size=3) == 0.5
-    assert dann.predict_digits(Always3(), torch.zeros(5, 3, 28, 28), batch_size=2).tolist() == [3] * 5
+    assert lab.digit_accuracy(Always3(), (torch.zeros(4, 3, 28, 28), y), batch_size=3) == 0.5
+    assert lab.predict_digits(Always3(), torch.zeros(5, 3, 28, 28), batch_size=2).tolist() == [3] * 5
 
 
 class _FakeTask:
@@ -253,36 +253,36 @@ class _FakeTask:
 
 def test_train_method_and_results_table(monkeypatch):
     task, rows, modes = _FakeTask(), [], []
-    real = dann.train_dann
-    monkeypatch.setattr(dann, "train_dann", lambda *a, **kw: modes.append(kw["mode"]) or real(*a, **kw))
+    real = lab.train_dann
+    monkeypatch.setattr(lab, "train_dann", lambda *a, **kw: modes.append(kw["mode"]) or real(*a, **kw))
     kw = dict(model_kw=dict(widths=(4, 6), hidden=(8,), domain_hidden=(8,)), epochs=1, batch_size=16, device="cpu")
-    for method in reversed(dann.METHODS):
+    for method in reversed(lab.METHODS):
         for seed in (0, 1):
-            model, h = dann.train_method(method, task, seed=seed, **kw)
+            model, h = lab.train_method(method, task, seed=seed, **kw)
             assert modes[-1] == {"DANN": "dann", "target batches in BN (λ = 0)": "bn"}.get(method, "source")
             assert len(h.val_acc) == 1 and (h.extra["lambda"][0] > 0) == (method == "DANN")
-            rows.append(dann.result_row(method, task, model, h, seed))
+            rows.append(lab.result_row(method, task, model, h, seed))
     rows.append(rows[-1] | {"method": "DANN (λ scale 0.3)"})  # a variant goes right after its method
     rows.append(rows[-1] | {"method": "something else"})
-    table = dann.results_table(rows)
+    table = lab.results_table(rows)
     assert list(table.index.get_level_values("method")) == [  # table order, not run order
         "source only", "target batches in BN (λ = 0)", "DANN", "DANN (λ scale 0.3)", "target oracle", "something else"]
-    base = table[table.index.get_level_values("method").isin(dann.METHODS)]
+    base = table[table.index.get_level_values("method").isin(lab.METHODS)]
     assert (base["seeds"] == 2).all() and base["target acc"].str.contains("±").all()
     assert table.loc[("toy", "something else"), "seeds"] == 1
     with pytest.raises(KeyError, match="target oracle"):
-        dann.train_method("oracle", task)
+        lab.train_method("oracle", task)
 
 
 def test_pictures_draw():
     h = History(train_loss=[1, .5], val_acc=[.3, .5], extra={"domain_loss": [.7, .6], "domain_acc": [.9, .6]})
-    fig = dann.plot_dann_history({"a": h, "b": h})
+    fig = lab.plot_dann_history({"a": h, "b": h})
     assert len(fig.axes) == 4 and list(fig.axes[2].lines[0].get_ydata()) == [.9, .6]
-    fig = dann.plot_lambda_schedule(5.0, 0.2)
+    fig = lab.plot_lambda_schedule(5.0, 0.2)
     ys = fig.axes[0].lines[0].get_ydata()
     assert ys[0] == 0 and ys[-1] == pytest.approx(0.2 * (2 / (1 + math.exp(-5)) - 1))
     x, y = _images(10), torch.arange(10)
-    fig = dann.feature_maps({"a": DANN(), "b": DANN()}, x, y, _images(10, colour=True), y)
+    fig = lab.feature_maps({"a": DANN(), "b": DANN()}, x, y, _images(10, colour=True), y)
     assert len(fig.axes) == 4
 
 
@@ -292,4 +292,4 @@ def test_trains_on_cuda():
     model = DANN()
     h = train_dann(model, (x, y), _images(64, colour=True), epochs=1, batch_size=32, eval_data=(x, y), device="cuda")
     assert next(model.parameters()).is_cuda and len(h.val_acc) == 1
-    assert dann.feature_vectors(model, x).device.type == "cpu"
+    assert lab.feature_vectors(model, x).device.type == "cpu"

@@ -9,8 +9,8 @@ import pytest
 import torch
 from PIL import Image
 
-from tlcourse import digit_splits
-from tlcourse.digit_splits import PARTS, indices_in_test_splits, make_task, split_indices
+from tlcourse.labs import domain_adaptation as lab
+from tlcourse.labs.domain_adaptation import PARTS, indices_in_test_splits, make_task, split_indices
 from tlcourse.errors import CourseError, DataMissingError
 
 SIZES = dict(source=300, source_eval=120, adapt=300, eval=200)
@@ -89,9 +89,9 @@ def test_test_split_task_on_the_real_root(real_root):
 
 
 def test_auto_falls_back_with_a_note_and_canonical_names_what_is_missing(real_root):
-    if not digit_splits.missing_train_splits("mnist", "mnist_m"):
+    if not lab.missing_train_splits("mnist", "mnist_m"):
         pytest.skip("this data root has the train splits")
-    assert not digit_splits.has_train_split("mnist") and not digit_splits.has_train_split("mnist_m")
+    assert not lab.has_train_split("mnist") and not lab.has_train_split("mnist_m")
     task = make_task("mnist_m", dict(source=10**6, source_eval=10**6, adapt=10**6, eval=10**6),
                      test_sizes=SIZES, canonical=None)
     assert not task.canonical
@@ -146,7 +146,7 @@ def _fake_root(root: Path) -> Path:
 
 def test_canonical_splits_are_used_when_present(tmp_path, monkeypatch):
     monkeypatch.setenv("TLCOURSE_DATA", str(_fake_root(tmp_path / "data")))
-    assert digit_splits.has_train_split("mnist") and digit_splits.has_train_split("mnist_m")
+    assert lab.has_train_split("mnist") and lab.has_train_split("mnist_m")
     task = make_task("mnist_m", dict(source=1000, source_eval=25, adapt=20, eval=1000), canonical=None)
     assert task.canonical and task.note == "canonical train/test splits" and not task.indices
     sizes = {p: len(task[p][1]) for p in PARTS}

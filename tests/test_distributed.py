@@ -16,7 +16,7 @@ import pytest
 import torch
 import torch.distributed as dist
 
-from tlcourse import distributed
+from tlcourse.infra import distributed
 
 
 def free_port() -> int:

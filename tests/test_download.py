@@ -14,9 +14,9 @@ from pathlib import Path
 
 import pytest
 
-from tlcourse import download as dl
+from tlcourse.infra import download as dl
 from tlcourse.errors import ChecksumError, DataMissingError
-from tlcourse.registry import DATASETS, DatasetSpec, Download
+from tlcourse.infra.registry import DATASETS, DatasetSpec, Download
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "course-data"
 PAYLOAD = bytes(range(256)) * 4096  # 1 MiB, every byte value: a wrong offset shows at once

@@ -1,4 +1,4 @@
-"""``tlcourse-fetch`` (tlcourse/fetch.py): the text model in ``<root>/models/<hub id>``, the
+"""``tlcourse-fetch`` (tlcourse/infra/fetch.py): the text model in ``<root>/models/<hub id>``, the
 console script, the thin ``data_scripts/fetch_data.py`` wrapper, each lesson's own data
 (``--lesson NN``: ``LESSONS`` against what the lesson's code loads), and the command that
 messages name where the course is pip-installed (``tlcourse-fetch``).
@@ -18,8 +18,8 @@ from pathlib import Path
 
 import pytest
 
-from tlcourse import download as dl
-from tlcourse import fetch
+from tlcourse.infra import download as dl  # noqa: E402
+from tlcourse.infra import fetch  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED = REPO.parent / "shared" / "course-data"
@@ -68,10 +68,10 @@ def test_text_model_is_fetched_into_the_data_root(tmp_path, monkeypatch, capsys)
 def test_text_model_resolves_from_where_fetch_put_it(tmp_path, monkeypatch):
     fake_hub(monkeypatch)
     fetch.main(["--text-model", MODEL, "--root", str(tmp_path)])
-    from tlcourse import text
+    from tlcourse.labs import text_classification
 
     monkeypatch.setenv("TLCOURSE_DATA", str(tmp_path))
-    assert text.resolve_model(MODEL) == str(tmp_path / "models" / MODEL)
+    assert text_classification.resolve_model(MODEL) == str(tmp_path / "models" / MODEL)
 
 
 def test_failed_model_download_leaves_nothing(tmp_path, monkeypatch, capsys):
@@ -118,16 +118,17 @@ def test_text_model_is_copied_from_a_prepared_root_and_checked(tmp_path):
 
 def test_console_script_and_wrapper_are_the_same_tool():
     project = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]
-    assert project["scripts"]["tlcourse-fetch"] == "tlcourse.fetch:run"
+    assert project["scripts"]["tlcourse-fetch"] == "tlcourse.infra.fetch:run"
     wrapper = (REPO / "data_scripts" / "fetch_data.py").read_text()
-    assert "from tlcourse.fetch import main" in wrapper and len(wrapper.splitlines()) < 25, "a thin wrapper"
+    assert "from tlcourse.infra.fetch import main" in wrapper and len(wrapper.splitlines()) < 25, "a thin wrapper"
     helps = [subprocess.run(cmd, capture_output=True, text=True, timeout=60, cwd=REPO).stdout for cmd in (
-        [sys.executable, "data_scripts/fetch_data.py", "--help"], [sys.executable, "-m", "tlcourse.fetch", "--help"])]
+        [sys.executable, "data_scripts/fetch_data.py", "--help"], [sys.executable, "-m", "tlcourse.infra.fetch",
+                                                               "--help"])]
     assert helps[0] == helps[1] and "--text-model" in helps[0]
 
 
 # ----------------------------------------------------------------------------- one lesson's data
-# What a lesson's code cells read, recognised in their text -> the dataset (tlcourse.registry) it loads.
+# What a lesson's code cells read, recognised in their text -> the dataset (tlcourse.infra.registry) it loads.
 READS = {
     "hymenoptera": [r"""["']hymenoptera["']""", r"\bimages\.hymenoptera\(", r"\bhymenoptera_(?:features|by_depth)\(",
                     r"""demo_folder\(["']photos["']"""],
@@ -152,7 +153,7 @@ def test_every_lesson_has_a_fetch_entry():
     numbers = [p.name[:2] for p in LESSON_FILES]
     assert numbers, "no lesson notebooks"
     missing = [p.name for p in LESSON_FILES if p.name[:2] not in fetch.LESSONS]
-    assert not missing, f"add what these lessons load to LESSONS in tlcourse/fetch.py: {missing}"
+    assert not missing, f"add what these lessons load to LESSONS in tlcourse/infra/fetch.py: {missing}"
     orphans = sorted(set(fetch.LESSONS) - set(numbers))
     assert not orphans, f"LESSONS lists lessons that have no notebook (renumbered?): {orphans}"
     for entry in fetch.LESSONS.values():
@@ -204,7 +205,7 @@ def test_lessons_combine_with_names_and_options(tmp_path, monkeypatch, capsys):
 
 
 def test_setup_fetches_the_lesson_and_says_how_to_retry(tmp_path, monkeypatch, capsys):
-    from tlcourse import cloud
+    from tlcourse.infra import cloud
 
     monkeypatch.setenv("KAGGLE_KERNEL_RUN_TYPE", "Interactive")
     monkeypatch.setenv("TLCOURSE_DATA", str(tmp_path / "data"))
@@ -246,7 +247,7 @@ def test_no_message_hard_codes_the_checkout_command():
     """Messages take FETCH_COMMAND (errors.py); only docstrings may name data_scripts/fetch_data.py."""
     import ast
 
-    for path in sorted((REPO / "tlcourse").glob("*.py")):
+    for path in sorted((REPO / "tlcourse").rglob("*.py")):
         if path.name == "errors.py":
             continue
         tree = ast.parse(path.read_text())

@@ -43,7 +43,7 @@ def test_require_gpu_makes_a_missing_gpu_an_error():
 
 def probe_outputs(usage: dict[str, int]) -> dict:
     """What the probe cell reports in a kernel whose package recorded ``usage``."""
-    from tlcourse import device
+    from tlcourse.infra import device
 
     saved = device.usage.copy()
     device.usage.clear()

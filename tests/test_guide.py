@@ -8,7 +8,8 @@ import pytest
 import torch
 
 from tlcourse import guide
-from tlcourse.widgets import WidgetValueError
+from tlcourse.labs import concepts as lab
+from tlcourse.errors import InvalidSettingError
 
 
 @pytest.mark.parametrize("size, similarity, strategy", [
@@ -37,7 +38,7 @@ def test_boundaries_and_borderline():
 @pytest.mark.parametrize("size, similarity", [(0, 0.5), (-5, 0.5), (10.5, 0.5), ("100", 0.5),
                                               (10, 1.5), (10, -0.1), (10, math.nan), (10, None)])
 def test_bad_inputs_are_refused(size, similarity):
-    with pytest.raises(WidgetValueError):
+    with pytest.raises(InvalidSettingError):
         guide.recommend(size, similarity)
 
 
@@ -51,42 +52,42 @@ def test_plot_guide_marks_the_task():
 
 def test_joint_loss():
     src, tgt = torch.tensor(1.0, requires_grad=True), torch.tensor(2.0, requires_grad=True)
-    loss = guide.joint_loss(src, tgt, lam=0.25)
+    loss = lab.joint_loss(src, tgt, lam=0.25)
     loss.backward()
     assert float(loss.detach()) == 1.5 and float(src.grad) == 1.0 and float(tgt.grad) == 0.25
-    assert float(guide.joint_loss(src, tgt, 0).detach()) == 1.0
-    with pytest.raises(WidgetValueError):
-        guide.joint_loss(src, tgt, -1.0)
+    assert float(lab.joint_loss(src, tgt, 0).detach()) == 1.0
+    with pytest.raises(InvalidSettingError):
+        lab.joint_loss(src, tgt, -1.0)
 
 
 def test_toy_domains_are_repeatable():
-    a, b = guide.toy_domains(seed=1), guide.toy_domains(seed=1)
+    a, b = lab.toy_domains(seed=1), lab.toy_domains(seed=1)
     assert all(torch.equal(a[k][0], b[k][0]) for k in a)
     assert a["source"][0].shape == (400, 2) and a["target"][0].shape == (10, 2)
     assert a["target"][1].tolist().count(0) == 5  # balanced classes
 
 
 def test_lambda_trades_source_for_target():
-    toy = guide.toy_domains()
-    sweep = guide.lambda_sweep(toy, [0.01, 1, 100])
+    toy = lab.toy_domains()
+    sweep = lab.lambda_sweep(toy, [0.01, 1, 100])
     assert sweep[0.01]["source"] > 0.9  # the source model
     assert sweep[1]["target"] > sweep[0.01]["target"] + 0.05  # listening to the target helps it ...
     assert sweep[100]["source"] < sweep[0.01]["source"] - 0.05  # ... at the source's expense
 
 
 def test_plot_joint():
-    toy = guide.toy_domains()
-    fig = guide.plot_joint(toy, 1.0, guide.lambda_sweep(toy, [0.1, 1, 10]))
+    toy = lab.toy_domains()
+    fig = lab.plot_joint(toy, 1.0, lab.lambda_sweep(toy, [0.1, 1, 10]))
     assert len(fig.axes) == 3
     plt.close(fig)
-    fig = guide.plot_joint(toy, 1.0)
+    fig = lab.plot_joint(toy, 1.0)
     assert len(fig.axes) == 2
     plt.close(fig)
 
 
 def test_joint_fit_is_lesson_00s_fit_joint():
     """The fit that lesson 00 writes out (section 5): same seed, L-BFGS, penalty: same weights."""
-    toy = guide.toy_domains()
+    toy = lab.toy_domains()
     (x_src, y_src), (x_tgt, y_tgt) = toy["source"], toy["target"]
     ce = torch.nn.CrossEntropyLoss()
     for lam in (0.01, 1.0, 100.0):
@@ -101,6 +102,6 @@ def test_joint_fit_is_lesson_00s_fit_joint():
             return loss
 
         opt.step(closure)
-        packaged, _ = guide.joint_fit(toy, lam)
+        packaged, _ = lab.joint_fit(toy, lam)
         assert torch.allclose(clf.weight, packaged.weight, atol=1e-6), lam
         assert torch.allclose(clf.bias, packaged.bias, atol=1e-6), lam

@@ -1,4 +1,4 @@
-"""Grid vs random search, holdout scoring and the budget curve (tlcourse.hparam_search)."""
+"""Grid vs random search, holdout scoring and the budget curve (tlcourse.labs.choosing_a_strategy)."""
 from __future__ import annotations
 
 import math
@@ -11,8 +11,8 @@ import pandas as pd  # noqa: E402
 import pytest  # noqa: E402
 import torch  # noqa: E402
 
-from tlcourse import hparam_search as search  # noqa: E402
-from tlcourse.widgets import WidgetValueError  # noqa: E402
+from tlcourse.labs import choosing_a_strategy as search  # noqa: E402
+from tlcourse.errors import InvalidSettingError  # noqa: E402
 
 
 def test_grid_points_cover_the_log_range_times_every_batch_size():
@@ -59,7 +59,7 @@ def test_random_learning_rates_are_log_uniform():
 @pytest.mark.parametrize("lr_range, budget", [((1e-2, 1e-3), 4), ((0.0, 1e-3), 4), ((1e-4, 100.0), 4),
                                               ((1e-4, 1e-2), 1)])
 def test_bad_search_settings_are_refused_clearly(lr_range, budget):
-    with pytest.raises(WidgetValueError):
+    with pytest.raises(InvalidSettingError):
         search.grid_points(lr_range, (4, 16), budget)
 
 
@@ -81,7 +81,7 @@ def test_budget_curve_picks_by_holdout_and_reports_the_test_of_the_pick():
     assert curve.loc[4, "best score"] == pytest.approx(0.9) and curve.loc[4, "test of chosen"] == pytest.approx(0.2)
     assert curve.loc[1, "best score"] == pytest.approx(0.375, abs=0.04)  # the mean of one random trial
     assert curve.loc[1, "test of chosen"] == pytest.approx(0.65, abs=0.05)
-    with pytest.raises(WidgetValueError):
+    with pytest.raises(InvalidSettingError):
         search.budget_curve(pool, budget=5)
 
 

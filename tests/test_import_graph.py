@@ -1,44 +1,38 @@
-"""The package's import graph has no circle: every ``tlcourse`` module can be read (and
-imported) after the modules it needs, never in the middle of itself.
+"""The package's import graph: no circle, and the three tiers that ``tlcourse/__init__.py`` describes.
 
-The graph is built from the source with ``ast``: every ``import tlcourse.x``,
-``from tlcourse import x``, ``from . import x`` and ``from .x import y`` in a module, at
-top level or inside a function (a deferred import hides a circle, it does not remove it).
+- **core** (``tlcourse/*.py``) never imports a lab;
+- **labs** (``tlcourse/labs/``) import core and infrastructure, never another lab;
+- **infrastructure** (``tlcourse/infra/``) never imports a lab; ``infra.device`` imports nothing;
+- only ``widgets`` (and ``plots``, which draws them) import ipywidgets, so that a core computation
+  such as ``guide.recommend`` never needs a widget library to refuse a bad value.
+
+The graph is built from the source with ``ast``: every ``import tlcourse.x``, ``from tlcourse import
+x``, ``from . import x``, ``from ..x import y`` in a module, at top level or inside a function (a
+deferred import hides a circle or a layer leak, it does not remove it). Modules are named below
+the package: ``"training"``, ``"labs.concepts"``, ``"infra.cache"``.
 """
 from __future__ import annotations
 
 import ast
+import importlib.util
 from pathlib import Path
 
-PACKAGE = Path(__file__).resolve().parents[1] / "tlcourse"
+REPO = Path(__file__).resolve().parents[1]
+PACKAGE = REPO / "tlcourse"
+_spec = importlib.util.spec_from_file_location("lesson_fingerprint", REPO / "tools" / "lesson_fingerprint.py")
+graph_reader = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(graph_reader)  # the one reader of tlcourse imports (lesson fingerprints use it too)
+modules = graph_reader.package_modules
 
 
-def modules() -> set[str]:
-    return {p.stem for p in PACKAGE.glob("*.py") if p.stem != "__init__"}
+def import_graph(root: Path = PACKAGE) -> dict[str, set[str]]:
+    known = modules(root)
+    return {name: graph_reader.imports_in(ast.parse(path.read_text(encoding="utf-8")), name, set(known))
+            for name, path in sorted(known.items())}
 
 
-def imports_of(path: Path, known: set[str]) -> set[str]:
-    """The package modules ``path`` imports (at any depth of its code)."""
-    found = set()
-    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
-        if isinstance(node, ast.Import):
-            for alias in node.names:
-                parts = alias.name.split(".")
-                if parts[0] == "tlcourse" and len(parts) > 1:
-                    found.add(parts[1])
-        elif isinstance(node, ast.ImportFrom):
-            if node.level == 1 or node.module == "tlcourse" or (node.module or "").startswith("tlcourse."):
-                module = (node.module or "").removeprefix("tlcourse").lstrip(".") if node.level == 0 else node.module
-                if module:
-                    found.add(module.split(".")[0])
-                else:  # from . import a, b  /  from tlcourse import a, b
-                    found.update(alias.name for alias in node.names)
-    return found & known - {path.stem}
-
-
-def import_graph() -> dict[str, set[str]]:
-    known = modules()
-    return {name: imports_of(PACKAGE / f"{name}.py", known) for name in sorted(known)}
+def tier(name: str) -> str:
+    return "lab" if name.startswith("labs.") else "infra" if name.startswith("infra.") else "core"
 
 
 def find_cycle(graph: dict[str, set[str]]) -> list[str] | None:
@@ -62,23 +56,59 @@ def find_cycle(graph: dict[str, set[str]]) -> list[str] | None:
     return None
 
 
+def leaks(graph: dict[str, set[str]]) -> list[str]:
+    """Every import that breaks a tier rule, as ``"a -> b (why)"``."""
+    found = []
+    for src, targets in graph.items():
+        for dst in sorted(targets):
+            if tier(dst) == "lab" and tier(src) != "lab":
+                found.append(f"{src} -> {dst} (only a lab's own lesson uses a lab)")
+            elif tier(dst) == "lab" and tier(src) == "lab":
+                found.append(f"{src} -> {dst} (labs never import each other: move what both need to the core)")
+    return found
+
+
 def test_the_cycle_finder_finds_a_circle():
     assert find_cycle({"a": {"b"}, "b": {"c"}, "c": {"a"}}) == ["a", "b", "c", "a"]
     assert find_cycle({"a": {"b"}, "b": set()}) is None
 
 
 def test_the_graph_sees_every_import_form(tmp_path):
-    src = tmp_path / "x.py"
-    src.write_text("from . import a, b\nfrom .c import f\nimport tlcourse.d\nfrom tlcourse import e\n"
-                   "def g():\n    from .h import k\n")
-    assert imports_of(src, set("abcdefgh") | {"x"}) == set("abcdeh")
+    for sub in ("labs", "infra"):
+        (tmp_path / sub).mkdir()
+    for name in ["a", "b", "c", "d", "e", "h", "labs/x", "labs/y", "infra/z"]:
+        (tmp_path / f"{name}.py").write_text("")
+    (tmp_path / "labs" / "x.py").write_text(
+        "from .. import a, b\nfrom ..c import f\nimport tlcourse.d\nfrom tlcourse import e\n"
+        "from . import y\nfrom ..infra import z\ndef g():\n    from ..h import k\n")
+    graph = import_graph(tmp_path)
+    assert graph["labs.x"] == {"a", "b", "c", "d", "e", "h", "labs.y", "infra.z"}
+    assert leaks(graph) == ["labs.x -> labs.y (labs never import each other: move what both need to the core)"]
+    assert leaks({"training": {"labs.concepts"}}) == ["training -> labs.concepts (only a lab's own lesson uses a lab)"]
 
 
 def test_the_package_has_no_import_circle():
     graph = import_graph()
-    assert graph["training"] >= {"device", "distributed"}, "the graph is read from the source"
+    assert graph["training"] >= {"infra.device", "infra.distributed"}, "the graph is read from the source"
     assert find_cycle(graph) is None, f"import circle: {' -> '.join(find_cycle(graph))}"
 
 
+def test_the_three_tiers_hold():
+    graph = import_graph()
+    assert {tier(n) for n in graph} == {"core", "lab", "infra"}
+    assert leaks(graph) == [], "\n".join(leaks(graph))
+
+
 def test_device_imports_nothing_from_the_package():
-    assert import_graph()["device"] == set(), "device is the bottom layer: any module may import it"
+    assert import_graph()["infra.device"] == set(), "device is the bottom layer: any module may import it"
+
+
+def test_only_the_widget_modules_import_ipywidgets():
+    users = sorted(name for name, path in modules().items()
+                   if any(isinstance(n, (ast.Import, ast.ImportFrom))
+                          and any((a.name if isinstance(n, ast.Import) else (n.module or "")).startswith("ipywidgets")
+                                  for a in n.names)
+                          for n in ast.walk(ast.parse(path.read_text(encoding="utf-8")))))
+    assert set(users) <= {"widgets", "plots"}, f"import ipywidgets only in widgets.py: {users}"
+    core = [n for n, deps in import_graph().items() if tier(n) == "core" and "widgets" in deps]
+    assert core == [], f"core modules that need the widgets: {core} (check_range lives in errors)"

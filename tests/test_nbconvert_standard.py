@@ -5,7 +5,7 @@ while it runs) is executed by nbconvert, smoke profile, from its first cell to i
 cell (what follows would only add CI time: to the last live cell took 477 s for five lessons),
 lessons with the fewest cells before it first. nbconvert's client
 (nbclient) now and then misses the reply of such a cell and waits for ever, with the kernel
-idle (jupyter/nbclient#312; ``tlcourse/execute.py`` says why). The miss is random (lesson 05's
+idle (jupyter/nbclient#312; ``tlcourse/infra/execute.py`` says why). The miss is random (lesson 05's
 live cell: about one run in three), so each live cell runs :data:`REPEAT` times in a row (a
 second each) and the lessons are tried for up to :data:`ROUNDS` rounds, until one hangs.
 

@@ -1,4 +1,4 @@
-"""tlcourse.execute (``tlcourse-execute``, formerly tools/nbexec.py): nbclient whose waits come back
+"""tlcourse.infra.execute (``tlcourse-execute``, formerly tools/nbexec.py): nbclient whose waits come back
 every second, so a missed reply cannot hang a run; its per-cell progress and its failure summary."""
 import asyncio
 import queue
@@ -10,7 +10,7 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from tlcourse import execute as nbexec
+from tlcourse.infra import execute as nbexec
 
 REPO = Path(__file__).resolve().parents[1]
 

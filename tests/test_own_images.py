@@ -9,7 +9,8 @@ import torch
 from conftest import data_root
 from PIL import Image
 
-from tlcourse import guide, own_images
+from tlcourse import guide
+from tlcourse.labs import your_own_data as lab
 
 
 @pytest.fixture(autouse=True)
@@ -35,7 +36,7 @@ def test_bad_files_are_listed_with_their_reason_not_fatal(tmp_path):
     (root / "a" / "empty.png").write_bytes(b"")
     (root / "b" / "notes.txt").write_text("x")
     (root / "b" / "png_named.jpg").write_bytes(good)  # content decides, not the name: usable
-    report = own_images.inspect_folder(root)
+    report = lab.inspect_folder(root)
     why = dict(report.skipped)
     assert sorted(why) == ["a/cut.jpg", "a/empty.png", "a/text.jpg", "b/notes.txt"]
     assert why["a/empty.png"].startswith("empty file")
@@ -59,7 +60,7 @@ def test_unreadable_file_is_listed(tmp_path):
     except PermissionError:
         pass
     try:
-        assert dict(own_images.inspect_folder(root, use_cache=False).skipped)["a/001.png"].startswith("unreadable")
+        assert dict(lab.inspect_folder(root, use_cache=False).skipped)["a/001.png"].startswith("unreadable")
     finally:
         locked.chmod(0o644)
 
@@ -70,7 +71,7 @@ def test_modes_and_sizes_are_reported(tmp_path):
     (root / "sixteen").mkdir()
     Image.new("L", (20, 10), 128).save(root / "gray" / "g.png")
     Image.fromarray(np.full((12, 8), 65535, dtype=np.uint16)).save(root / "sixteen" / "s.png")
-    report = own_images.inspect_folder(root, use_cache=False)
+    report = lab.inspect_folder(root, use_cache=False)
     assert report.modes == ["L", "I;16"] or report.modes[0] == "L"
     assert report.sizes == [(20, 10), (8, 12)]
     assert report.images[1].max() == 255  # 16-bit white stays white (tlcourse.images' decoder)
@@ -78,38 +79,38 @@ def test_modes_and_sizes_are_reported(tmp_path):
 
 def test_cache_returns_the_same_and_notices_a_new_file(tmp_path):
     root = make_folder(tmp_path / "f", {"a": 3, "b": 3})
-    first = own_images.inspect_folder(root)
-    again = own_images.inspect_folder(root)
+    first = lab.inspect_folder(root)
+    again = lab.inspect_folder(root)
     assert again.files == first.files and all(torch.equal(x, y) for x, y in zip(first.images, again.images))
     (root / "b" / "new.txt").write_text("x")
-    assert [n for n, _ in own_images.inspect_folder(root).skipped] == ["b/new.txt"]
+    assert [n for n, _ in lab.inspect_folder(root).skipped] == ["b/new.txt"]
 
 
 def test_not_a_folder_is_a_clear_error(tmp_path):
-    with pytest.raises(own_images.CourseError, match="one sub-folder per class"):
-        own_images.inspect_folder(tmp_path / "missing")
+    with pytest.raises(lab.CourseError, match="one sub-folder per class"):
+        lab.inspect_folder(tmp_path / "missing")
 
 
 def test_imbalance_warnings():
-    assert own_images.imbalance_warnings({"a": 50, "b": 40}) == []
-    warnings = own_images.imbalance_warnings({"a": 90, "b": 20, "c": 5})
+    assert lab.imbalance_warnings({"a": 50, "b": 40}) == []
+    warnings = lab.imbalance_warnings({"a": 90, "b": 20, "c": 5})
     assert any(w.startswith("c: only 5") for w in warnings)
     assert any(w.startswith("b: 20 images, 4.5x fewer than a") for w in warnings)
-    assert own_images.imbalance_warnings({}) == ["no usable images at all"]
+    assert lab.imbalance_warnings({}) == ["no usable images at all"]
 
 
 def test_split_is_stratified_disjoint_and_repeatable():
     targets = [0] * 40 + [1] * 12 + [2] * 8
-    train, test = own_images.split(targets)
+    train, test = lab.split(targets)
     assert not set(train) & set(test) and len(train) + len(test) == 60
     assert [targets[i] for i in test].count(1) == 3 and [targets[i] for i in test].count(2) == 2
-    assert own_images.split(targets) == (train, test)
+    assert lab.split(targets) == (train, test)
 
 
 def test_similarity_score_and_best_depth():
-    sim = own_images.Similarity({1: 0.6, 2: 0.9, 3: 0.95}, {1: 0.6, 2: 0.55, 3: 0.5}, 0.5)
+    sim = lab.Similarity({1: 0.6, 2: 0.9, 3: 0.95}, {1: 0.6, 2: 0.55, 3: 0.5}, 0.5)
     assert sim.score == pytest.approx(0.9) and sim.best_depth == 3
-    flat = own_images.Similarity({1: 0.4, 2: 0.5, 3: 0.3}, {1: 0.3, 2: 0.3, 3: 0.3}, 0.1)
+    flat = lab.Similarity({1: 0.4, 2: 0.5, 3: 0.3}, {1: 0.3, 2: 0.3, 3: 0.3}, 0.1)
     assert flat.score == 0.0 and flat.best_depth == 2
     assert "similarity 0.00" in str(flat)
 
@@ -117,23 +118,23 @@ def test_similarity_score_and_best_depth():
 def test_probe_accuracy_separable_vs_noise():
     rng = np.random.default_rng(0)
     y = np.repeat([0, 1], 20)
-    assert own_images.probe_accuracy(rng.normal(size=(40, 5)) + 4 * y[:, None], y) == 1.0
-    assert own_images.probe_accuracy(rng.normal(size=(40, 5)), y) < 0.8
+    assert lab.probe_accuracy(rng.normal(size=(40, 5)) + 4 * y[:, None], y) == 1.0
+    assert lab.probe_accuracy(rng.normal(size=(40, 5)), y) < 0.8
 
 
 @pytest.mark.skipif(not (data_root() / "hymenoptera_data").is_dir(), reason="no prepared data root")
 def test_demo_folders_are_built_once_with_their_bad_files(monkeypatch):
     monkeypatch.setenv("TLCOURSE_DATA", str(data_root()))
-    photos = own_images.demo_folder("photos", per_class=6)
+    photos = lab.demo_folder("photos", per_class=6)
     stamp = (photos / ".complete").stat().st_mtime_ns
-    assert own_images.demo_folder("photos", per_class=6) == photos
+    assert lab.demo_folder("photos", per_class=6) == photos
     assert (photos / ".complete").stat().st_mtime_ns == stamp  # idempotent: not rebuilt
-    digits = own_images.demo_folder("digits", per_class=6)
+    digits = lab.demo_folder("digits", per_class=6)
     for folder, kind in ((photos, "photos"), (digits, "digits")):
-        report = own_images.inspect_folder(folder)
-        assert sorted(n for n, _ in report.skipped) == own_images.PLANTED[kind]
-    assert own_images.inspect_folder(photos).counts == {"ants": 6, "bees": 6}
-    counts = own_images.inspect_folder(digits).counts
+        report = lab.inspect_folder(folder)
+        assert sorted(n for n, _ in report.skipped) == lab.PLANTED[kind]
+    assert lab.inspect_folder(photos).counts == {"ants": 6, "bees": 6}
+    counts = lab.inspect_folder(digits).counts
     assert len(counts) == 10 and counts["9"] == 2 and counts["0"] == 6
     assert str(data_root()) not in str(photos)  # written into the cache, never the data root
 
@@ -148,9 +149,9 @@ def test_recommendation_differs_between_photos_and_digits(monkeypatch):
     spec = backbones.get_spec("efficientnet_lite0")
     recs = {}
     for kind, n, size in (("photos", 30, 128), ("digits", 15, 64)):
-        report = own_images.inspect_folder(own_images.demo_folder(kind, per_class=n))
-        train, _ = own_images.split(report.targets)
-        sim = own_images.similarity(report, train, spec, size)
+        report = lab.inspect_folder(lab.demo_folder(kind, per_class=n))
+        train, _ = lab.split(report.targets)
+        sim = lab.similarity(report, train, spec, size)
         recs[kind] = guide.recommend(min(np.bincount([report.targets[i] for i in train])), sim.score)
     assert recs["photos"].strategy == "fixed features"
     assert recs["digits"].strategy == "lower-layer features"
@@ -162,12 +163,12 @@ def test_run_strategy_trains_on_the_training_part_and_tests_once(tmp_path, strat
     from tlcourse import backbones
 
     root = make_folder(tmp_path / "f", {"a": 8, "b": 8}, size=(48, 48))
-    report = own_images.inspect_folder(root)
-    train, test = own_images.split(report.targets)
+    report = lab.inspect_folder(root)
+    train, test = lab.split(report.targets)
     spec = backbones.get_spec("efficientnet_lite0")
     seen = []
-    model, history, acc = own_images.run_strategy(report, train, test, spec, 32, strategy, epochs=2, lr=1e-3,
+    model, history, acc = lab.run_strategy(report, train, test, spec, 32, strategy, epochs=2, lr=1e-3,
                                                   depth=3, callbacks=[seen.append])
     assert history.epochs == 2 and len(seen) == 2 and 0.0 <= acc <= 1.0
     with pytest.raises(ValueError, match="strategy must be one of"):
-        own_images.run_strategy(report, train, test, spec, 32, "magic", epochs=1, lr=1e-3)
+        lab.run_strategy(report, train, test, spec, 32, "magic", epochs=1, lr=1e-3)

@@ -16,21 +16,24 @@ import nbformat
 
 REPO = Path(__file__).resolve().parents[1]
 NOTEBOOKS = sorted((REPO / "notebooks").glob("[0-9][0-9]_*.ipynb"))
-SETUP = {"cloud"}  # every lesson's platform set-up cell; said once above the map
+SETUP = {"infra.cloud"}  # every lesson's platform set-up cell; said once above the map
+SUBPACKAGES = ("labs", "infra")
 LINE = re.compile(r"^\s*-\s+(\d\d_\w+):\s+(.*?)\s*$")
 
 
 def modules_in(source: str) -> set[str]:
-    """The tlcourse modules one cell's code imports (IPython magics and shell lines skipped)."""
+    """The tlcourse modules one cell's code imports (IPython magics and shell lines skipped), named
+    below the package: ``"plots"``, ``"labs.concepts"``, ``"infra.cloud"``."""
     code = "\n".join("" if line.lstrip().startswith(("%", "!")) else line for line in source.splitlines())
     found = set()
     for node in ast.walk(ast.parse(code)):
         if isinstance(node, ast.ImportFrom) and node.module == "tlcourse":
             found.update(alias.name for alias in node.names)
         elif isinstance(node, ast.ImportFrom) and (node.module or "").startswith("tlcourse."):
-            found.add(node.module.split(".")[1])
+            sub = node.module.removeprefix("tlcourse.")
+            found.update(f"{sub}.{a.name}" for a in node.names) if sub in SUBPACKAGES else found.add(sub)
         elif isinstance(node, ast.Import):
-            found.update(a.name.split(".")[1] for a in node.names if a.name.startswith("tlcourse."))
+            found.update(a.name.removeprefix("tlcourse.") for a in node.names if a.name.startswith("tlcourse."))
     return found
 
 
@@ -67,8 +70,8 @@ def map_text(width: int = 100) -> str:
 
 def test_modules_in_reads_every_import_form():
     src = ("%matplotlib inline\nfrom tlcourse import (a,\n    b as c)\nfrom tlcourse.d import e\n"
-           "import tlcourse.f\nimport torch")
-    assert modules_in(src) == {"a", "b", "d", "f"}
+           "import tlcourse.f\nimport torch\nfrom tlcourse.labs import g as lab\nfrom tlcourse.labs.h import k")
+    assert modules_in(src) == {"a", "b", "d", "f", "labs.g", "labs.h"}
     assert map_in("x\n- 00_a: b, c,\n  d\n- 01_e: f\n\n  g") == {"00_a": "b, c, d", "01_e": "f"}
 
 
@@ -89,8 +92,25 @@ def test_every_mapped_module_exists_and_is_described():
 
     for names in expected_lines().values():
         for name in filter(None, names.split(", ")):
-            assert (REPO / "tlcourse" / f"{name}.py").exists(), name
+            assert (REPO / "tlcourse" / f"{name.replace('.', '/')}.py").exists(), name
             assert f":mod:`tlcourse.{name}`" in tlcourse.__doc__, f"tlcourse/__init__.py does not describe {name}"
+
+
+def test_a_lesson_imports_only_its_own_lab_and_no_infrastructure():
+    """The three tiers as a lesson sees them: core modules, its own lab (named after the notebook,
+    ``07_choosing_a_strategy`` -> ``tlcourse.labs.choosing_a_strategy``), nothing of ``tlcourse.infra``
+    but the set-up cell's ``cloud``."""
+    for path in NOTEBOOKS:
+        names = lesson_modules(path)
+        own = f"labs.{path.stem[3:]}"
+        assert set(n for n in names if n.startswith("labs.")) <= {own}, f"{path.name} imports another lesson's lab"
+        assert not [n for n in names if n.startswith("infra.")], f"{path.name} imports the infrastructure"
+
+
+def test_every_lab_belongs_to_a_lesson():
+    stems = {p.stem[3:] for p in NOTEBOOKS}
+    labs = {p.stem for p in (REPO / "tlcourse" / "labs").glob("*.py")} - {"__init__"}
+    assert labs <= stems, f"labs without a lesson: {sorted(labs - stems)}"
 
 
 if __name__ == "__main__":

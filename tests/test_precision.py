@@ -10,7 +10,7 @@ import pytest
 import torch
 from torch.utils.data import DataLoader, TensorDataset
 
-from tlcourse import device as dev
+from tlcourse.infra import device as dev
 from tlcourse import training
 
 CUDA = torch.device("cuda")

@@ -1,6 +1,6 @@
 """Each public name of the package means one thing: it is defined in one module only.
 
-``dann.accuracy`` beside ``heads.accuracy`` (images vs features), two ``setup`` and two
+``dann.accuracy`` beside ``probes.accuracy`` (images vs features), two ``setup`` and two
 ``plot_history`` made a newcomer read the import line to know which one a cell meant.
 A module may *re-export* a name it imports (``text.count_params``); only definitions count.
 """
@@ -35,7 +35,7 @@ def test_definitions_sees_functions_classes_and_constants_not_imports():
 
 def test_every_public_name_is_defined_in_one_module():
     where = defaultdict(list)
-    for path in sorted(PACKAGE.glob("*.py")):
+    for path in sorted(PACKAGE.rglob("*.py")):
         for name in definitions(path.read_text(encoding="utf-8")):
             where[name].append(path.stem)
     twice = {name: mods for name, mods in where.items() if len(mods) > 1 and name not in SAME_MEANING}

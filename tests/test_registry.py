@@ -11,9 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from tlcourse import download as dl
+from tlcourse.infra import download as dl
 from tlcourse.errors import DataMissingError
-from tlcourse.registry import DATASETS, MANIFEST_DIR, require
+from tlcourse.infra.registry import DATASETS, MANIFEST_DIR, require
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED = REPO.parent / "shared" / "course-data"

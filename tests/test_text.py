@@ -10,7 +10,8 @@ import pytest
 import torch
 from conftest import data_root
 
-from tlcourse import config, heads, text, training
+from tlcourse import config, probes, training
+from tlcourse.labs import text_classification as lab
 from tlcourse.errors import DataMissingError, ModelUnavailableError
 
 MODEL = config.DEFAULT_TEXT_MODEL
@@ -44,7 +45,7 @@ def tokenizer():
 
 # --------------------------------------------------------------------------- data
 def test_sst2_has_the_published_sizes_and_balance(sst_root):
-    dev, train = text.load_sst2("dev"), text.load_sst2("train")
+    dev, train = lab.load_sst2("dev"), lab.load_sst2("train")
     assert dev.shape == (872, 2) and len(train) == 67349
     assert dev["label"].value_counts().to_dict() == {1: 444, 0: 428}
     assert train["label"].value_counts().to_dict() == {1: 37569, 0: 29780}
@@ -55,36 +56,36 @@ def test_sst2_has_the_published_sizes_and_balance(sst_root):
 def test_sst2_missing_says_how_to_fetch(tmp_path, monkeypatch):
     monkeypatch.setenv("TLCOURSE_DATA", str(tmp_path))
     with pytest.raises(DataMissingError, match="fetch_data.py sst2"):
-        text.load_sst2("dev")
+        lab.load_sst2("dev")
     with pytest.raises(ValueError, match="test split has no labels"):
-        text.load_sst2("test")
+        lab.load_sst2("test")
 
 
 def test_sample_is_repeatable_and_bounded(sst_root):
-    dev = text.load_sst2("dev")
-    a, b, c = text.sample(dev, 50, seed=3), text.sample(dev, 50, seed=3), text.sample(dev, 50, seed=4)
+    dev = lab.load_sst2("dev")
+    a, b, c = lab.sample(dev, 50, seed=3), lab.sample(dev, 50, seed=3), lab.sample(dev, 50, seed=4)
     assert a.equals(b) and not a.equals(c) and len(a) == 50
-    assert len(text.sample(dev, 10_000)) == 872 and len(text.sample(dev, None)) == 872
+    assert len(lab.sample(dev, 10_000)) == 872 and len(lab.sample(dev, None)) == 872
 
 
 # --------------------------------------------------------------------------- tokens and batches
 def test_show_tokens_pads_truncates_and_masks(tokenizer):
-    short = text.show_tokens(tokenizer, "a gorgeous film .", max_len=8)
+    short = lab.show_tokens(tokenizer, "a gorgeous film .", max_len=8)
     assert short["token"].tolist()[:2] == ["[CLS]", "a"] and short["token"].tolist()[-1] == "[PAD]"
     assert len(short) == 8 and short["attention_mask"].tolist() == [1] * 6 + [0] * 2
     assert (short.loc[short["token"] == "[PAD]", "id"] == tokenizer.pad_token_id).all()
-    cut = text.show_tokens(tokenizer, "an unflinchingly bleak and desperate film , beautifully shot", max_len=6)
+    cut = lab.show_tokens(tokenizer, "an unflinchingly bleak and desperate film , beautifully shot", max_len=6)
     assert len(cut) == 6 and cut["token"].tolist()[-1] == "[SEP]" and cut["attention_mask"].sum() == 6
-    assert any(t.startswith("##") for t in text.show_tokens(tokenizer, "unflinchingly", 10)["token"])
+    assert any(t.startswith("##") for t in lab.show_tokens(tokenizer, "unflinchingly", 10)["token"])
 
 
 def test_dataset_returns_ids_mask_label_and_loader_pads_per_batch(tokenizer):
     sents = ["good", "a very long and rather tedious film about nothing at all", "bad .", "fine"]
-    ds = text.TokenizedText(sents, [1, 0, 0, 1], tokenizer, max_len=8)
+    ds = lab.TokenizedText(sents, [1, 0, 0, 1], tokenizer, max_len=8)
     item = ds[1]
     assert set(item) == {"input_ids", "attention_mask", "labels"} and item["labels"].item() == 0
     assert len(item["input_ids"]) == 8 and ds.lengths[0] == 3  # [CLS] good [SEP]
-    batches = list(text.text_loader(ds, batch_size=2, shuffle=False))
+    batches = list(lab.text_loader(ds, batch_size=2, shuffle=False))
     widths = [b["input_ids"].shape[1] for b in batches]
     assert widths == [8, 3], "long sentences together (longest batch first), each padded to its own longest"
     assert int(sum(b["attention_mask"].sum() for b in batches)) == sum(ds.lengths)
@@ -93,11 +94,11 @@ def test_dataset_returns_ids_mask_label_and_loader_pads_per_batch(tokenizer):
 def test_length_batches_cover_every_index_once_and_follow_the_seed():
     lengths = [int(x) for x in torch.randint(1, 60, (500,), generator=torch.Generator().manual_seed(0))]
     torch.manual_seed(0)
-    a = list(text.LengthBatches(lengths, 16, shuffle=True, chunk=4))
+    a = list(lab.LengthBatches(lengths, 16, shuffle=True, chunk=4))
     torch.manual_seed(0)
-    b = list(text.LengthBatches(lengths, 16, shuffle=True, chunk=4))
+    b = list(lab.LengthBatches(lengths, 16, shuffle=True, chunk=4))
     assert a == b and sorted(i for batch in a for i in batch) == list(range(500))
-    assert len(a) == len(text.LengthBatches(lengths, 16)) == 32
+    assert len(a) == len(lab.LengthBatches(lengths, 16)) == 32
     def spread(batches):
         return sum(max(lengths[i] for i in bt) - min(lengths[i] for i in bt) for bt in batches) / len(batches)
 
@@ -107,7 +108,7 @@ def test_length_batches_cover_every_index_once_and_follow_the_seed():
 
 def test_token_cap_bounds_every_batch_and_len_matches_the_epoch():
     lengths = [int(x) for x in torch.randint(1, 64, (400,), generator=torch.Generator().manual_seed(1))]
-    sampler = text.LengthBatches(lengths, 16, shuffle=True, max_tokens=256)
+    sampler = lab.LengthBatches(lengths, 16, shuffle=True, max_tokens=256)
     torch.manual_seed(0)
     n = len(sampler)  # draws this epoch's batches
     batches = list(sampler)
@@ -118,10 +119,10 @@ def test_token_cap_bounds_every_batch_and_len_matches_the_epoch():
 
 # --------------------------------------------------------------------------- model
 def test_resolve_model_prefers_the_data_root(model_root, monkeypatch):
-    assert text.resolve_model() == str(model_root / "models" / MODEL)
-    assert text.resolve_model("some-org/not-here") == "some-org/not-here"
+    assert lab.resolve_model() == str(model_root / "models" / MODEL)
+    assert lab.resolve_model("some-org/not-here") == "some-org/not-here"
     monkeypatch.setenv("TLCOURSE_TEXT_MODEL", "bert-base-uncased")
-    assert text.resolve_model() in ("bert-base-uncased", str(model_root / "models" / "bert-base-uncased"))
+    assert lab.resolve_model() in ("bert-base-uncased", str(model_root / "models" / "bert-base-uncased"))
 
 
 def test_missing_model_offline_gives_a_clear_error(tmp_path, monkeypatch):
@@ -131,7 +132,7 @@ def test_missing_model_offline_gives_a_clear_error(tmp_path, monkeypatch):
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     monkeypatch.setattr(hub, "HF_HUB_OFFLINE", True)  # read once at import: set it where it is used
     monkeypatch.setattr(hub, "HF_HUB_CACHE", str(tmp_path / "hf"))  # an empty hub cache
-    for load in (text.load_tokenizer, text.load_encoder):
+    for load in (lab.load_tokenizer, lab.load_encoder):
         with pytest.raises(ModelUnavailableError) as info:
             load("bert-base-uncased")
         msg = str(info.value)
@@ -140,7 +141,7 @@ def test_missing_model_offline_gives_a_clear_error(tmp_path, monkeypatch):
 
 
 def test_classifier_mean_pools_real_tokens_only(model_root, tokenizer):
-    model = text.TextClassifier(text.load_encoder(), num_classes=2).eval()
+    model = lab.TextClassifier(lab.load_encoder(), num_classes=2).eval()
     one = tokenizer(["a gorgeous film ."], return_tensors="pt")
     padded = tokenizer(["a gorgeous film .", "a much longer sentence that forces padding on the first"],
                        padding=True, return_tensors="pt")
@@ -149,20 +150,20 @@ def test_classifier_mean_pools_real_tokens_only(model_root, tokenizer):
         in_batch = model(input_ids=padded["input_ids"], attention_mask=padded["attention_mask"])
     assert in_batch.shape == (2, 2)
     torch.testing.assert_close(alone[0], in_batch[0], atol=1e-4, rtol=1e-4)  # padding changes nothing
-    skip = text.no_decay(model.encoder)  # the lesson's rule by name picks the same parameters in a BERT
+    skip = lab.no_decay(model.encoder)  # the lesson's rule by name picks the same parameters in a BERT
     assert skip == {n for n, _ in model.encoder.named_parameters() if "bias" in n or "LayerNorm" in n}
     assert len(skip) == 2 + 6 * 10 + 1, "embeddings' LayerNorm; per layer 8 biases and 2 LayerNorm weights; pooler bias"
-    frozen = text.TextClassifier(text.load_encoder(), freeze_encoder=True)
-    assert text.count_params(frozen, trainable_only=True) == 384 * 2 + 2
-    assert 22_000_000 < text.count_params(frozen) < 23_000_000
+    frozen = lab.TextClassifier(lab.load_encoder(), freeze_encoder=True)
+    assert lab.count_params(frozen, trainable_only=True) == 384 * 2 + 2
+    assert 22_000_000 < lab.count_params(frozen) < 23_000_000
 
 
 def test_embeddings_are_cached_on_disk(model_root, private_cache):
-    feats, labels, rows = text.sst2_embeddings("dev", n=24, max_len=32, progress=False)
+    feats, labels, rows = lab.sst2_embeddings("dev", n=24, max_len=32, progress=False)
     assert feats.shape == (24, 384) and labels.tolist() == rows["label"].tolist()
     files = list((private_cache / "text").glob("*.pt"))
     assert len(files) == 1 and "all-MiniLM-L6-v2" in files[0].name
-    again, _, _ = text.sst2_embeddings("dev", n=24, max_len=32, encoder=_Exploding(), progress=False)
+    again, _, _ = lab.sst2_embeddings("dev", n=24, max_len=32, encoder=_Exploding(), progress=False)
     assert torch.equal(feats, again)
 
 
@@ -173,35 +174,35 @@ class _Exploding(torch.nn.Module):
 
 def test_pretrained_encoder_passes_and_random_weights_fail_the_frozen_bar(model_root):
     """The lesson's frozen recipe on a small sample: random encoder weights miss the 0.75 bar."""
-    tok = text.load_tokenizer()
+    tok = lab.load_tokenizer()
     scores = {}
     for pretrained in (True, False):
         kw = dict(max_len=48, tokenizer=tok, pretrained=pretrained, progress=False)
-        train = text.sst2_embeddings("train", n=600, seed=0, **kw)
-        dev = text.sst2_embeddings("dev", n=200, seed=0, **kw)
-        clf = heads.fit_logreg(train[:2], C=0.1)
-        scores[pretrained] = heads.accuracy(clf, *dev[:2])
+        train = lab.sst2_embeddings("train", n=600, seed=0, **kw)
+        dev = lab.sst2_embeddings("dev", n=200, seed=0, **kw)
+        clf = probes.fit_logreg(train[:2], C=0.1)
+        scores[pretrained] = probes.accuracy(clf, *dev[:2])
     assert scores[False] < 0.75, scores  # the lesson's frozen bar
     assert scores[True] >= scores[False] + 0.12, scores
 
 
 def test_fine_tune_trains_on_a_tiny_problem_and_reports_train_time(model_root, tokenizer):
     training.seed_everything(0)
-    enc = text.load_encoder()
+    enc = lab.load_encoder()
     sents = ["great", "wonderful", "superb", "lovely", "awful", "terrible", "dreadful", "boring"] * 2
-    ds = text.TokenizedText(sents, [1, 1, 1, 1, 0, 0, 0, 0] * 2, tokenizer, max_len=8)
-    model = text.TextClassifier(enc)
-    hist, secs = text.fine_tune_classifier(model, text.text_loader(ds, 8), text.text_loader(ds, 16, shuffle=False),
+    ds = lab.TokenizedText(sents, [1, 1, 1, 1, 0, 0, 0, 0] * 2, tokenizer, max_len=8)
+    model = lab.TextClassifier(enc)
+    hist, secs = lab.fine_tune_classifier(model, lab.text_loader(ds, 8), lab.text_loader(ds, 16, shuffle=False),
                                 epochs=3, lr=5e-5, head_lr=1e-2, progress=False, device=torch.device("cpu"))
     assert hist.epochs == 3 and len(secs) == 3 and all(0 < s <= t for s, t in zip(secs, hist.epoch_time))
     assert hist.val_acc[-1] == 1.0 and hist.lr[-1] < 5e-5 * 0.2  # the rate decayed towards 0
-    probs = text.predict_proba(model, ds)
+    probs = lab.predict_proba(model, ds)
     assert probs.shape == (16, 2) and (probs.argmax(1) == torch.tensor(ds.labels)).all()
 
 
 def test_confident_mistakes_orders_by_confidence():
     probs = torch.tensor([[0.55, 0.45], [0.02, 0.98], [0.9, 0.1], [0.3, 0.7]])
-    df = text.confident_mistakes(["w1", "w2", "ok", "w3"], [1, 0, 0, 0], probs, k=2)
+    df = lab.confident_mistakes(["w1", "w2", "ok", "w3"], [1, 0, 0, 0], probs, k=2)
     assert df["sentence"].tolist() == ["w2", "w3"] and df["predicted"].tolist() == ["positive"] * 2
     assert df["confidence"].is_monotonic_decreasing
 
@@ -233,7 +234,7 @@ def _toy_batches(n_batches=6, seed=0):
 
 def test_param_groups_skip_decay_on_bias_and_layernorm_and_give_the_head_its_rate():
     model = _Toy()
-    groups = text.adamw_groups(model, lr=2e-5, head_lr=1e-3, weight_decay=0.01)
+    groups = lab.adamw_groups(model, lr=2e-5, head_lr=1e-3, weight_decay=0.01)
     by_id = {id(p): g for g in groups for p in g["params"]}
     assert len(by_id) == sum(1 for _ in model.parameters()), "every parameter once"
     enc_emb, ln_w, ln_b = model.encoder[0].weight, model.encoder[1].weight, model.encoder[1].bias
@@ -241,7 +242,7 @@ def test_param_groups_skip_decay_on_bias_and_layernorm_and_give_the_head_its_rat
     assert by_id[id(ln_w)]["weight_decay"] == by_id[id(ln_b)]["weight_decay"] == 0.0
     assert by_id[id(model.head.weight)]["lr"] == 1e-3 and by_id[id(model.head.bias)]["weight_decay"] == 0.0
     model.encoder.requires_grad_(False)
-    assert {id(p) for g in text.adamw_groups(model, 2e-5) for p in g["params"]} == {
+    assert {id(p) for g in lab.adamw_groups(model, 2e-5) for p in g["params"]} == {
         id(model.head.weight), id(model.head.bias)}, "frozen parameters are left out"
 
 
@@ -253,9 +254,9 @@ def test_fine_tune_is_the_lessons_loop_step_for_step():
     helper, visible = _Toy(), _Toy()
     visible.load_state_dict(helper.state_dict())
     batches = _toy_batches()
-    hist, _ = text.fine_tune_classifier(helper, batches, batches, epochs=2, lr=0.05, head_lr=0.2, warmup=0.25,
+    hist, _ = lab.fine_tune_classifier(helper, batches, batches, epochs=2, lr=0.05, head_lr=0.2, warmup=0.25,
                              max_grad_norm=0.5, progress=False, device=torch.device("cpu"))
-    optimizer = torch.optim.AdamW(text.adamw_groups(visible, 0.05, 0.2, 0.01), fused=True)
+    optimizer = torch.optim.AdamW(lab.adamw_groups(visible, 0.05, 0.2, 0.01), fused=True)
     scheduler = get_linear_schedule_with_warmup(optimizer, int(0.25 * 12), 12)
     rates = []
     for _ in range(2):
@@ -287,8 +288,8 @@ def test_fine_tune_clips_the_gradient_norm():
     b.load_state_dict(a.state_dict())
     batches = _toy_batches(2)
     kw = dict(epochs=1, lr=0.05, warmup=None, progress=False, device=torch.device("cpu"))
-    text.fine_tune_classifier(a, batches, batches, max_grad_norm=None, **kw)
-    text.fine_tune_classifier(b, batches, batches, max_grad_norm=1e-4, **kw)
+    lab.fine_tune_classifier(a, batches, batches, max_grad_norm=None, **kw)
+    lab.fine_tune_classifier(b, batches, batches, max_grad_norm=1e-4, **kw)
     # Adam divides by the gradient's running scale, so clipping changes the steps but not by much
     assert not torch.equal(a.head.weight, b.head.weight)
 

@@ -6,7 +6,7 @@ import torch
 from threadpoolctl import threadpool_info
 
 from tlcourse.threads import limit_threads
-from tlcourse.widgets import WidgetValueError
+from tlcourse.errors import InvalidSettingError
 
 
 @pytest.fixture(autouse=True)
@@ -47,6 +47,6 @@ def test_restored_after_an_error_and_usable_as_decorator():
 
 @pytest.mark.parametrize("bad", [0, -1, 1.5, "1"])
 def test_bad_counts_are_refused(bad):
-    with pytest.raises(WidgetValueError):
+    with pytest.raises(InvalidSettingError):
         with limit_threads(bad):
             pass

@@ -6,7 +6,8 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
-from tlcourse import backbones, finetune, training, unfreeze
+from tlcourse import backbones, finetune, training
+from tlcourse.labs import how_much_to_train as lab
 from tlcourse.backbones import BackboneSpec
 
 # A three-block "backbone" small enough to train in milliseconds, in the registry's terms.
@@ -34,21 +35,21 @@ def loaders():
 
 
 def test_schedule_counts():
-    assert unfreeze.unfreeze_schedule(5) == [0, 1, 2, 3, 4]
-    assert unfreeze.unfreeze_schedule(5, start=1, every=2, step=2, max_blocks=4) == [1, 1, 3, 3, 4]
+    assert finetune.unfreeze_schedule(5) == [0, 1, 2, 3, 4]
+    assert finetune.unfreeze_schedule(5, start=1, every=2, step=2, max_blocks=4) == [1, 1, 3, 3, 4]
     with pytest.raises(ValueError, match="every >= 1"):
-        unfreeze.unfreeze_schedule(3, every=0)
+        finetune.unfreeze_schedule(3, every=0)
 
 
 def test_lr_schedule_is_steplr():
-    assert unfreeze.lr_schedule(1.0, epochs=5, step_size=2, gamma=0.5) == [1.0, 1.0, 0.5, 0.5, 0.25]
+    assert finetune.lr_schedule(1.0, epochs=5, step_size=2, gamma=0.5) == [1.0, 1.0, 0.5, 0.5, 0.25]
 
 
 def test_gradual_unfreezing_thaws_blocks_in_order_and_trains_them():
     training.seed_everything(0)
     model = Toy()
     start = {k: v.clone() for k, v in model.state_dict().items()}
-    thaw = unfreeze.GradualUnfreezing(model, TOY, schedule=[0, 1, 3], backbone_lr=0.05, verbose=False)
+    thaw = finetune.GradualUnfreezing(model, TOY, schedule=[0, 1, 3], backbone_lr=0.05, verbose=False)
     opt = torch.optim.SGD(finetune.param_groups(model, TOY, head_lr=0.1), lr=0.1, momentum=0.9)
     sched = torch.optim.lr_scheduler.StepLR(opt, step_size=2, gamma=0.1)
     seen = []
@@ -68,7 +69,7 @@ def test_thawed_weights_did_not_move_while_frozen():
     training.seed_everything(0)
     model = Toy()
     b0 = model.b0[0].weight.detach().clone()
-    thaw = unfreeze.GradualUnfreezing(model, TOY, schedule=[0, 0, 3], backbone_lr=0.05, verbose=False)
+    thaw = finetune.GradualUnfreezing(model, TOY, schedule=[0, 0, 3], backbone_lr=0.05, verbose=False)
     opt = torch.optim.SGD(finetune.param_groups(model, TOY, head_lr=0.1), lr=0.1)
     train, val = loaders()
     checks = []
@@ -79,8 +80,8 @@ def test_thawed_weights_did_not_move_while_frozen():
 
 def test_schedule_must_not_decrease_and_optimizer_is_needed():
     with pytest.raises(ValueError, match="never decrease"):
-        unfreeze.GradualUnfreezing(Toy(), TOY, schedule=[2, 1], backbone_lr=0.1)
-    thaw = unfreeze.GradualUnfreezing(Toy(), TOY, schedule=[0, 1], backbone_lr=0.1)
+        finetune.GradualUnfreezing(Toy(), TOY, schedule=[2, 1], backbone_lr=0.1)
+    thaw = finetune.GradualUnfreezing(Toy(), TOY, schedule=[0, 1], backbone_lr=0.1)
     with pytest.raises(RuntimeError, match="attach"):
         thaw(training.History(train_loss=[1.0]))
 
@@ -89,7 +90,7 @@ def test_fine_tune_recipe_with_a_schedule(monkeypatch):
     monkeypatch.setattr(finetune.backbones, "build", lambda spec, pretrained=True: Toy())
     train, val = loaders()
     training.seed_everything(0)
-    model, history = unfreeze.fine_tune(TOY, train, val, epochs=6, lr=0.1, head_lr=0.5, schedule=[0, 1, 3],
+    model, history = finetune.fine_tune(TOY, train, val, epochs=6, lr=0.1, head_lr=0.5, schedule=[0, 1, 3],
                                         step_size=7, progress=False)
     assert history.epochs == 6 and history.best_val_acc > 0.9
     assert backbones.count_trainable(model) == backbones.count_params(model)
@@ -100,12 +101,12 @@ def test_block_drift_and_plot():
     b.load_state_dict(a.state_dict())
     with torch.no_grad():
         b.b2[0].weight.mul_(2.0)  # exactly 100 % drift of b2's weight
-    drift = unfreeze.block_drift(b, a, TOY)
+    drift = lab.block_drift(b, a, TOY)
     assert drift[0] == drift[1] == 0.0 and drift[2] == pytest.approx(1.0)
-    fig = unfreeze.plot_trainable(unfreeze.block_sizes(a, TOY), TOY, 1, head_size=18)
+    fig = lab.plot_trainable(lab.block_sizes(a, TOY), TOY, 1, head_size=18)
     assert "last 1 of 3 blocks" in fig.axes[0].get_title()
     with pytest.raises(ValueError, match="0..3"):
-        unfreeze.plot_trainable([1, 2, 3], TOY, 4)
+        lab.plot_trainable([1, 2, 3], TOY, 4)
 
 
 # Lesson 03's gradual unfreezing, written out (section 4), on a toy with a BatchNorm2d in a frozen block.
@@ -187,7 +188,7 @@ def test_lesson_03s_plain_gradual_unfreezing_loop_gives_fine_tunes_history(monke
     setattr(model, TOY2D.head, nn.Linear(TOY2D.feature_dim, 2))
     plain = plain_gradual_unfreezing(model, TOY2D, schedule, train, val, **kwargs)
     training.seed_everything(0)
-    _, helper = unfreeze.fine_tune(TOY2D, train, val, len(schedule), lr=kwargs["body_lr"], head_lr=kwargs["head_lr"],
+    _, helper = finetune.fine_tune(TOY2D, train, val, len(schedule), lr=kwargs["body_lr"], head_lr=kwargs["head_lr"],
                                    schedule=schedule, step_size=kwargs["step_size"], device=torch.device("cpu"),
                                    progress=False)
     assert helper.epochs == len(plain["val_acc"]) == len(schedule)

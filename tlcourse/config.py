@@ -40,7 +40,7 @@ def data_root() -> Path:
     Made absolute but **not** resolved: a data root reached through a symlink
     (``/srv/course-data`` -> a mounted share) keeps the path the learner gave,
     so printed and stored paths match ``ImageFolder``'s and the learner's own.
-    Only :mod:`tlcourse.cache` resolves symlinks, for its keys.
+    Only :mod:`tlcourse.infra.cache` resolves symlinks, for its keys.
     """
     env = os.environ.get("TLCOURSE_DATA")
     if env:

@@ -20,10 +20,11 @@ import numpy as np
 import torch
 import torch.nn.functional as nnf
 
-from . import cache, config
+from .infra import cache
+from . import config
 from .errors import CourseError, DataMissingError
 from .images import decode_image
-from .registry import DATASETS, require
+from .infra.registry import DATASETS, require
 
 DOMAINS = ("mnist", "usps", "mnist_m")
 DIGITS_VERSION = 2  # bump when load_digits' output changes: cached tensors are then rebuilt
@@ -80,7 +81,7 @@ def _mnist_m(split: str) -> tuple[torch.Tensor, torch.Tensor]:
 def load_digits(domain: str, split: str = "test", size: int = 32) -> tuple[torch.Tensor, torch.Tensor]:
     """Images (N, 3, size, size) uint8 and labels (N,) of one digit domain.
 
-    Decoded once and cached through :mod:`tlcourse.cache` (MNIST-M is
+    Decoded once and cached through :mod:`tlcourse.infra.cache` (MNIST-M is
     9,001 PNG files; reading them takes seconds, the cache a fraction), keyed by
     the domain, split, size and the dataset folder's files.
     """

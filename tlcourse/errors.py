@@ -1,13 +1,21 @@
-"""The course's own exceptions: each message says what, where and what to do.
+"""The course's own exceptions, and the one range check every setting goes through.
+
+Each message says what, where and what to do. :func:`check_range` is how a widget's knob and a
+function's argument are validated alike (it needs no ipywidgets).
 
 Example:
     >>> err = DataMissingError("hymenoptera", "/data/hymenoptera_data")
     >>> f"{FETCH_COMMAND} hymenoptera --root /data" in str(err)
     True
+    >>> check_range("epochs", 3, 1, 50, kind=int)
+    3
 """
 from __future__ import annotations
 
+import math
+from numbers import Real
 from pathlib import Path
+from typing import Any
 
 
 def fetch_command(package: Path = Path(__file__).resolve().parent) -> str:
@@ -57,3 +65,17 @@ class ModelUnavailableError(CourseError, RuntimeError):
 
 class ChecksumError(CourseError, ValueError):
     """A file's checksum does not match the registry."""
+
+
+class InvalidSettingError(CourseError, ValueError):
+    """A setting (a widget's knob or a function's argument) is out of range or of the wrong type."""
+
+
+def check_range(name: str, value: Any, low: Real, high: Real, kind: type = float) -> Any:
+    """Return ``value`` if it is a number of ``kind`` in [low, high], else a clear error."""
+    if isinstance(value, bool) or not isinstance(value, Real) or (kind is int and not float(value).is_integer()):
+        raise InvalidSettingError(f"{name} must be {'an integer' if kind is int else 'a number'}, "
+                                  f"got {value!r} ({type(value).__name__}).")
+    if not low <= value <= high or (isinstance(value, float) and math.isnan(value)):
+        raise InvalidSettingError(f"{name}={value!r} is out of range: choose a value in [{low}, {high}].")
+    return kind(value)

@@ -22,7 +22,7 @@ from torch import nn
 from torch.utils.data import DataLoader, Dataset, TensorDataset
 from tqdm.auto import tqdm
 
-from .device import autocast, pick_device
+from .infra.device import autocast, pick_device
 
 if TYPE_CHECKING:
     from .backbones import BackboneSpec
@@ -92,7 +92,7 @@ def hymenoptera_features(spec: "BackboneSpec", split: str, size: int | None = No
     ``depth`` cuts the backbone after that many blocks (None: the whole
     backbone). Lessons 00, 01, 03, 05 and 07 share this cache, so the
     backbone runs over the images once per machine, not once per lesson.
-    The entry (:mod:`tlcourse.cache`) is keyed by these settings, the image
+    The entry (:mod:`tlcourse.infra.cache`) is keyed by these settings, the image
     folder's files and the weights file; building it leaves the caller's
     random state untouched, so a cold and a warm call are indistinguishable.
 
@@ -101,8 +101,9 @@ def hymenoptera_features(spec: "BackboneSpec", split: str, size: int | None = No
     >>> f.shape                                                                      # doctest: +SKIP
     torch.Size([153, 1280])
     """
-    from . import backbones, cache, images, transforms
-    from .registry import require
+    from . import backbones, images, transforms
+    from .infra import cache
+    from .infra.registry import require
 
     size = size or spec.input_size
     tag = f"{spec.name}-{'pre' if pretrained else 'rand'}-d{depth or 'all'}-{size}"
@@ -124,3 +125,84 @@ def hymenoptera_features(spec: "BackboneSpec", split: str, size: int | None = No
                         data=[require("hymenoptera") / split, *weights_files(spec, pretrained)],
                         version=FEATURES_VERSION)
     return data["features"], data["labels"]
+
+
+def features_by_depth(model: nn.Module, spec: "BackboneSpec", dataset: Dataset,
+                      progress: bool = True) -> tuple[dict[int, torch.Tensor], torch.Tensor]:
+    """Pooled features after every block (depth 1 .. ``spec.num_blocks``) in a single pass.
+
+    ``result[d]`` equals what ``backbones.truncate(model, spec, d)`` outputs, but
+    the images go through the network once instead of once per depth.
+
+    >>> from torch.utils.data import TensorDataset
+    >>> from tlcourse import backbones
+    >>> spec = backbones.get_spec("efficientnet_lite0")
+    >>> net = backbones.build(spec, pretrained=False)
+    >>> ds = TensorDataset(torch.randn(2, 3, 64, 64), torch.tensor([0, 1]))
+    >>> by_depth, y = features_by_depth(net, spec, ds, progress=False)
+    >>> [by_depth[d].shape[1] for d in (1, spec.num_blocks)]
+    [32, 1280]
+    """
+    from .backbones import blocks
+
+    model.eval()
+    with torch.inference_mode():  # widths of every block's output, from one tiny image
+        x, widths = torch.zeros(1, 3, 32, 32), []
+        for block in blocks(model, spec):
+            x = block(x)
+            widths.append(x.shape[1])
+    table, labels = extract_features(_pooled_blocks(model, spec), dataset, batch_size=8,
+                                              progress=progress, desc="features at every depth")
+    parts = table.split(widths, dim=1)
+    return {d + 1: part.contiguous() for d, part in enumerate(parts)}, labels
+
+
+def hymenoptera_by_depth(spec: "BackboneSpec", split: str, size: int | None = None,
+                         pretrained: bool = True, progress: bool = True
+                         ) -> tuple[dict[int, torch.Tensor], torch.Tensor]:
+    """:func:`features_by_depth` of a hymenoptera split, cached on disk like the full-depth features.
+
+    Cached through :mod:`tlcourse.infra.cache` (keyed by the settings, the image folder and the
+    weights file; building leaves the caller's random state untouched).
+
+    >>> from tlcourse.backbones import get_spec
+    >>> by_depth, y = hymenoptera_by_depth(get_spec("efficientnet_lite0"), "val", 160)  # doctest: +SKIP
+    >>> sorted(by_depth)                                                              # doctest: +SKIP
+    [1, 2, 3, 4, 5, 6, 7, 8, 9]
+    """
+    from . import backbones, images, transforms
+    from .infra import cache
+    from .infra.registry import require
+
+    size = size or spec.input_size
+    tag = f"{spec.name}-{'pre' if pretrained else 'rand'}-every-depth-{size}"
+
+    def build() -> dict:
+        if not pretrained:
+            torch.manual_seed(0)  # the same random network as features.hymenoptera_features
+        model = backbones.build(spec, pretrained=pretrained)
+        dataset = images.hymenoptera(split, transforms.eval_transform(spec, size))
+        by_depth, labels = features_by_depth(model, spec, dataset, progress=progress)
+        return {"features": {str(d): f for d, f in by_depth.items()}, "labels": labels}
+
+    settings = dict(dataset="hymenoptera", split=split, backbone=spec.name, arch=spec.arch,
+                    pretrained=pretrained, depth="every", size=size)
+    data = cache.cached("features", settings, build, name=f"hymenoptera-{split}-{tag}",
+                        data=[require("hymenoptera") / split, *weights_files(spec, pretrained)],
+                        version=FEATURES_VERSION)
+    return {int(d): f for d, f in data["features"].items()}, data["labels"]
+
+
+def _pooled_blocks(model: nn.Module, spec: "BackboneSpec") -> Callable[[torch.Tensor], torch.Tensor]:
+    from ..backbones import blocks
+
+    parts = blocks(model, spec)
+
+    def run(x: torch.Tensor) -> torch.Tensor:
+        pooled = []
+        for block in parts:  # one pass; pool after every block, like backbones.truncate does
+            x = block(x)
+            pooled.append(x.mean((2, 3)))
+        return torch.cat(pooled, 1)
+
+    return run

@@ -1,4 +1,7 @@
-"""Fine-tuning building blocks shared by lessons 02-03, 05 and 07 (through :mod:`tlcourse.unfreeze` too).
+"""Fine-tuning a pretrained CNN: the classifier, parameter groups, loaders, and the recipe that runs them.
+
+:func:`fine_tune` is lesson 02's recipe (SGD + StepLR, the last blocks or all of them, gradually
+unfrozen if asked); lessons 03, 05, 07 and 08 and their labs call it.
 
 Example:
     >>> from tlcourse.backbones import get_spec, count_trainable
@@ -10,13 +13,13 @@ Example:
 """
 from __future__ import annotations
 
-from typing import Any, Callable, Iterable
+from typing import Any, Callable, Iterable, Sequence
 
 import torch
 from torch import nn
 from torch.utils.data import DataLoader, Subset
 
-from . import backbones, images, transforms
+from . import backbones, images, training, transforms
 from .backbones import BackboneSpec
 
 
@@ -41,7 +44,7 @@ def sgd_step_lr(params: Iterable[Any], lr: float, momentum: float = 0.9, step_si
     """Lesson 02's classic recipe: SGD with momentum, the rate times ``gamma`` every ``step_size`` epochs.
 
     ``params``: parameters or parameter groups (:func:`param_groups`). The one place the package
-    builds it (``unfreeze.fine_tune``, ``finetune_job``); lesson 02 writes it out itself.
+    builds it (``fine_tune``, ``finetune_job``); lesson 02 writes it out itself.
 
     >>> opt, sched = sgd_step_lr(nn.Linear(2, 2).parameters(), lr=0.1)
     >>> opt.defaults["momentum"], sched.step_size, sched.gamma
@@ -88,3 +91,123 @@ def hymenoptera_loaders(spec: BackboneSpec, size: int | None = None, batch_size:
     # course's allocator settings keep for the process (Binder's limit is 2 GB); speed is the same.
     return (DataLoader(train, batch_size=batch_size, shuffle=True),
             DataLoader(val, batch_size=min(64, 2 * batch_size)))
+
+
+def unfreeze_schedule(epochs: int, start: int = 0, every: int = 1, step: int = 1,
+                      max_blocks: int | None = None) -> list[int]:
+    """Trainable blocks per epoch: ``start``, then ``step`` more every ``every`` epochs.
+
+    >>> unfreeze_schedule(epochs=4, start=0, every=1, max_blocks=2)
+    [0, 1, 2, 2]
+    """
+    if epochs < 1 or every < 1 or step < 0 or start < 0:
+        raise ValueError(f"need epochs >= 1, every >= 1, step >= 0, start >= 0; got "
+                         f"epochs={epochs}, every={every}, step={step}, start={start}")
+    counts = [start + step * (e // every) for e in range(epochs)]
+    return [min(c, max_blocks) for c in counts] if max_blocks is not None else counts
+
+
+def lr_schedule(lr: float, epochs: int, step_size: int = 7, gamma: float = 0.1) -> list[float]:
+    """The learning rate of each epoch under ``StepLR`` (computed by torch's own scheduler)."""
+    opt = torch.optim.SGD([nn.Parameter(torch.zeros(1))], lr=lr)
+    sched = torch.optim.lr_scheduler.StepLR(opt, step_size=step_size, gamma=gamma)
+    rates = []
+    for _ in range(epochs):
+        rates.append(round(opt.param_groups[0]["lr"], 12))
+        opt.step()
+        sched.step()
+    return rates
+
+
+class GradualUnfreezing:
+    """A ``fit`` callback: before epoch ``e`` the last ``schedule[e]`` blocks are trainable.
+
+    Thawed parameters join the optimizer as a new group at ``backbone_lr``
+    (scaled like the head's rate, so a StepLR decay applies to them too).
+    Generalises lesson 03's plain loop (section 4: ``requires_grad_(True)`` on the next
+    block and ``optimizer.add_param_group`` between epochs, frozen blocks kept in
+    ``eval()``); here :func:`tlcourse.backbones.freeze` freezes, which swaps a frozen
+    block's BatchNorm for a ``FrozenBatchNorm2d`` (the same normalisation, rounded
+    differently in float32: the lesson's check allows 1e-3 on the losses and one photo).
+    Build the optimizer *after* creating this callback, which applies
+    ``schedule[0]``. Not meant for ``fit(..., resume=True)``.
+
+    >>> from tlcourse import backbones
+    >>> spec = backbones.get_spec("efficientnet_lite0")
+    >>> model = make_classifier(spec, 2, pretrained=False)
+    >>> thaw = GradualUnfreezing(model, spec, schedule=[0, 2], backbone_lr=1e-4, verbose=False)
+    >>> opt = torch.optim.SGD(param_groups(model, spec, head_lr=1e-3), lr=1e-3)
+    >>> _ = thaw.attach(opt)
+    >>> thaw(training.History(train_loss=[1.0]))   # after epoch 1: two blocks thaw
+    >>> thaw.trainable_blocks, len(opt.param_groups), backbones.count_trainable(model) > 2562
+    (2, 2, True)
+    """
+
+    def __init__(self, model: nn.Module, spec: BackboneSpec, schedule: Sequence[int],
+                 backbone_lr: float, verbose: bool = True) -> None:
+        if not schedule:
+            raise ValueError("schedule needs at least one entry (trainable blocks of epoch 1)")
+        if list(schedule) != sorted(schedule):
+            raise ValueError(f"schedule must never decrease (this callback only thaws): {list(schedule)}")
+        self.model, self.spec, self.schedule = model, spec, list(schedule)
+        self.backbone_lr, self.verbose = backbone_lr, verbose
+        self.optimizer: torch.optim.Optimizer | None = None
+        self.trainable_blocks = self.schedule[0]
+        backbones.freeze(model, spec, self.trainable_blocks)
+
+    def attach(self, optimizer: torch.optim.Optimizer) -> "GradualUnfreezing":
+        """The optimizer that thawed parameters are added to (the one given to ``fit``)."""
+        self.optimizer = optimizer
+        return self
+
+    def __call__(self, history: training.History) -> None:
+        if self.optimizer is None:
+            raise RuntimeError("call .attach(optimizer) before fit: thawed weights need an optimizer")
+        wanted = self.schedule[min(history.epochs, len(self.schedule) - 1)]
+        if wanted == self.trainable_blocks:
+            return
+        backbones.freeze(self.model, self.spec, wanted)
+        self.trainable_blocks = wanted
+        known = {id(p) for group in self.optimizer.param_groups for p in group["params"]}
+        new = [p for p in self.model.parameters() if p.requires_grad and id(p) not in known]
+        if new:
+            head = self.optimizer.param_groups[0]
+            decay = head["lr"] / head.get("initial_lr", head["lr"])  # StepLR's progress so far
+            self.optimizer.add_param_group({"params": new, "lr": self.backbone_lr * decay,
+                                            "initial_lr": self.backbone_lr})
+        if self.verbose:
+            print(f"epoch {history.epochs + 1}: last {wanted} of {self.spec.num_blocks} blocks trainable "
+                  f"({backbones.count_trainable(self.model):,} parameters)")
+
+
+def fine_tune(spec: BackboneSpec, train_loader: Iterable, val_loader: Iterable, epochs: int, *,
+              lr: float = 1e-3, head_lr: float | None = None,
+              trainable_blocks: int | None = None, schedule: Sequence[int] | None = None,
+              pretrained: bool = True, momentum: float = 0.9, step_size: int = 7,
+              gamma: float = 0.1, num_classes: int = 2, callbacks: Sequence = (),
+              **fit_kwargs) -> tuple[nn.Module, training.History]:
+    """The classic recipe in one call: new head, SGD with momentum, StepLR, ``fit``.
+
+    Lesson 02 writes this recipe out in section 2 (``new_model``, ``optim.SGD``,
+    ``lr_scheduler.StepLR``, ``train_model``); this adds what lesson 03 writes out: freezing
+    by blocks (section 1), a separate head rate (parameter groups, section 3) and gradual
+    unfreezing (section 4). Lesson 03 runs every fine-tune of its comparison through it.
+
+    Args:
+        lr: rate of the trainable pretrained layers (and of the head unless ``head_lr``).
+        head_lr: a separate, usually larger, rate for the new head.
+        trainable_blocks: last blocks that train (None: all; 0: only the head).
+        schedule: gradual unfreezing, trainable blocks per epoch (overrides ``trainable_blocks``).
+        pretrained: False trains the same network from random weights.
+        fit_kwargs: passed to :func:`tlcourse.training.fit` (patience, checkpoint_dir, ...).
+
+    >>> model, history = fine_tune(spec, train, val, epochs=3, trainable_blocks=2)  # doctest: +SKIP
+    """
+    model = make_classifier(spec, num_classes, pretrained, trainable_blocks)
+    thaw = GradualUnfreezing(model, spec, schedule, backbone_lr=lr) if schedule else None
+    optimizer, scheduler = sgd_step_lr(param_groups(model, spec, head_lr or lr, lr),
+                                                head_lr or lr, momentum, step_size, gamma)
+    hooks = [thaw.attach(optimizer)] if thaw else []
+    history = training.fit(model, train_loader, val_loader, optimizer, epochs, scheduler=scheduler,
+                           callbacks=hooks + list(callbacks), **fit_kwargs)
+    return model, history

@@ -3,7 +3,7 @@
 :class:`CachedImageFolder` reads a ``root/<class>/<image>`` folder the way
 torchvision's ``ImageFolder`` does (same classes, same files, same order), but
 decodes every image once, shrunk to ``short_side`` pixels, and keeps the
-uint8 tensors in memory and in the course's disk cache (:mod:`tlcourse.cache`).
+uint8 tensors in memory and in the course's disk cache (:mod:`tlcourse.infra.cache`).
 Decoding a 2592x1944 JPEG costs more than a forward pass of a small CNN, so
 this turns an epoch from "mostly JPEG decoding" into "mostly learning".
 
@@ -54,9 +54,9 @@ from torch.utils.data import Dataset
 from torchvision.datasets.folder import IMG_EXTENSIONS, find_classes, has_file_allowed_extension, make_dataset
 from torchvision.transforms.v2 import functional as F
 
-from . import cache
+from .infra import cache
 from .errors import FETCH_COMMAND, CourseError
-from .registry import require
+from .infra.registry import require
 
 DECODER_VERSION = 2
 """Bump when :func:`decode_image` changes its output: cached image folders are then re-decoded."""
@@ -212,7 +212,7 @@ class CachedImageFolder(Dataset):
         short_side: decode size; 256 suits 224-pixel crops.
         strict: raise on an undecodable image; otherwise skip it with a warning.
         num_classes: if given, the number of class folders that must be there.
-        disk_cache: keep decoded tensors in the course's disk cache (:mod:`tlcourse.cache`),
+        disk_cache: keep decoded tensors in the course's disk cache (:mod:`tlcourse.infra.cache`),
             keyed by the folder's files (names, sizes, times) and the decoder's version.
     """
 

@@ -25,7 +25,7 @@ from typing import Iterator
 
 import torch
 
-from .widgets import check_range
+from .errors import check_range
 
 
 @contextmanager

@@ -30,9 +30,9 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
-from .device import (PRECISIONS, amp_dtype, autocast, grad_scaler, optimizer_step,  # noqa: F401 (re-exported)
-                     pick_device, seed_everything)
-from .distributed import all_sum, is_main
+from .infra.device import (PRECISIONS, amp_dtype, autocast, grad_scaler, optimizer_step,  # noqa: F401 (re-exported)
+                           pick_device, seed_everything)
+from .infra.distributed import all_sum, is_main
 from .errors import CourseError
 
 
@@ -42,7 +42,7 @@ class History:
     """Per-epoch metrics of one run; ``best_*`` refer to the best val accuracy.
 
     Every training in the course records one: :func:`fit` (lessons 01–05, 07, 08) and
-    lesson 06's DANN loop (:func:`tlcourse.dann.train_dann`), whose own measurements
+    lesson 06's DANN loop (:func:`tlcourse.labs.domain_adaptation.train_dann`), whose own measurements
     (domain loss, domain accuracy, λ) go into ``extra``. A list a run does not
     measure stays empty (DANN has no val loss).
 

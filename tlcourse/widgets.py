@@ -11,13 +11,10 @@ Example:
     >>> panel = control_panel({"lr": lr}, lambda lr: f"lr={lr:g}", display=False)
     >>> panel.run()                         # what the button does
     'lr=0.001'
-    >>> check_range("epochs", 3, 1, 50, kind=int)
-    3
 """
 from __future__ import annotations
 
 import math
-from numbers import Real
 from typing import Any, Callable, Mapping
 
 import ipywidgets as W
@@ -27,20 +24,6 @@ from .errors import CourseError
 #: CSS classes the browser test looks for: one cheap slider and the output it changes.
 TEST_SLIDER_CLASS = "tl-test-slider"
 TEST_OUTPUT_CLASS = "tl-test-output"
-
-
-class WidgetValueError(CourseError, ValueError):
-    """A knob was set outside its allowed range or to the wrong type."""
-
-
-def check_range(name: str, value: Any, low: Real, high: Real, kind: type = float) -> Any:
-    """Return ``value`` if it is a number of ``kind`` in [low, high], else a clear error."""
-    if isinstance(value, bool) or not isinstance(value, Real) or (kind is int and not float(value).is_integer()):
-        raise WidgetValueError(f"{name} must be {'an integer' if kind is int else 'a number'}, "
-                               f"got {value!r} ({type(value).__name__}).")
-    if not low <= value <= high or (isinstance(value, float) and math.isnan(value)):
-        raise WidgetValueError(f"{name}={value!r} is out of range: choose a value in [{low}, {high}].")
-    return kind(value)
 
 
 def log_slider(description: str, value: float, low: float, high: float) -> W.FloatLogSlider:

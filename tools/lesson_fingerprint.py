@@ -42,37 +42,55 @@ def _python(cell_source: str) -> str:
     return TransformerManager().transform_cell(cell_source)
 
 
-def _imported(tree: ast.AST, inside_package: bool) -> set[str]:
-    """Names of ``tlcourse`` modules that ``tree`` imports (``from . import x``, ``tlcourse.x``, ...)."""
-    names: set[str] = set()
+def package_modules(root: Path = PACKAGE) -> dict[str, Path]:
+    """Every module of the package by dotted name below it: ``"training"``, ``"labs.concepts"``."""
+    return {".".join(p.relative_to(root).with_suffix("").parts): p
+            for p in root.rglob("*.py") if p.stem != "__init__"}
+
+
+def imports_in(tree: ast.AST, here: str | None, known: set[str]) -> set[str]:
+    """The package modules ``tree`` imports, at any depth of its code (a deferred import counts).
+
+    ``here`` is the dotted name of the module ``tree`` is (relative imports resolve against it), or
+    None for code outside the package (a notebook cell).
+
+    >>> sorted(imports_in(ast.parse("from ..infra import cache\nfrom .. import plots"), "labs.x",
+    ...                   {"infra.cache", "plots"}))
+    ['infra.cache', 'plots']
+    """
+    package = here.split(".")[:-1] if here else []
+    found: set[str] = set()
     for node in ast.walk(tree):
         if isinstance(node, ast.Import):
-            names |= {a.name.split(".")[1] for a in node.names if a.name.startswith("tlcourse.")}
+            found |= {a.name.removeprefix("tlcourse.") for a in node.names if a.name.startswith("tlcourse.")}
         elif isinstance(node, ast.ImportFrom):
-            relative = inside_package and node.level == 1
-            module = node.module or ""
-            if relative or module == "tlcourse" or module.startswith("tlcourse."):
-                sub = module.removeprefix("tlcourse").lstrip(".") if not relative else module
-                if sub:
-                    names.add(sub.split(".")[0])
-                else:  # from tlcourse import a, b  /  from . import a, b: a, b may be modules
-                    names |= {a.name for a in node.names}
-    return {n for n in names if (PACKAGE / f"{n}.py").is_file()}
+            if node.level and here is not None:
+                parts = package[:len(package) - (node.level - 1)] if node.level > 1 else package
+                base = ".".join(parts + ([node.module] if node.module else []))
+            elif node.module == "tlcourse" or (node.module or "").startswith("tlcourse."):
+                base = node.module.removeprefix("tlcourse").lstrip(".")
+            else:
+                continue
+            for alias in node.names:  # from X import a: a is a module of X, or a name defined in X
+                full = f"{base}.{alias.name}" if base else alias.name
+                found.add(full if full in known else base)
+    return found & known - {here}
 
 
 def modules_reached(start: set[str]) -> set[str]:
     """``start`` and every ``tlcourse`` module they import, directly or through each other.
 
-    >>> "device" in modules_reached({"training"})
+    >>> "infra.device" in modules_reached({"training"})
     True
     """
+    known = package_modules()
     seen: set[str] = set()
     todo = set(start) | {"__init__"}  # any import of tlcourse runs its __init__
     while todo:
         name = todo.pop()
         seen.add(name)
-        tree = ast.parse((PACKAGE / f"{name}.py").read_text())
-        todo |= _imported(tree, inside_package=True) - seen
+        path = PACKAGE / "__init__.py" if name == "__init__" else known[name]
+        todo |= imports_in(ast.parse(path.read_text()), name, set(known)) - seen
     return seen
 
 
@@ -81,12 +99,14 @@ def fingerprint(notebook: Path) -> dict:
     nb = nbformat.read(notebook, as_version=4)
     sources = [c.source for c in nb.cells if c.cell_type == "code"]
     direct: set[str] = set()
+    known = package_modules()
     for src in sources:
         try:
-            direct |= _imported(ast.parse(_python(src)), inside_package=False)
+            direct |= imports_in(ast.parse(_python(src)), None, set(known))
         except SyntaxError:  # an exercise stub may not parse; the hash still covers its text
             continue
-    modules = {m: _sha((PACKAGE / f"{m}.py").read_bytes()) for m in sorted(modules_reached(direct))}
+    modules = {m: _sha((PACKAGE / "__init__.py" if m == "__init__" else known[m]).read_bytes())
+               for m in sorted(modules_reached(direct))}
     return {"code": _sha("\n\x1e\n".join(sources)), "modules": modules}
 
 

@@ -20,7 +20,7 @@ situation here and runs every lesson in it:
     the widget tests (tests/test_widgets_floor.py, tests/test_config_widgets.py) with that
     venv's Python, on Colab's ipywidgets 7.7.1 (Colab's pytest added if missing; ``pip check``).
 ``run``
-    every ``notebooks/NN_*.ipynb`` (or ``--lessons 00 04``) through tlcourse.execute (the
+    every ``notebooks/NN_*.ipynb`` (or ``--lessons 00 04``) through tlcourse.infra.execute (the
     executor of benchmarks/run.py) in that venv's kernel, in the ``smoke`` profile; one line a
     lesson (cells run, wall and CPU seconds), and for a failed one each error. A ``check``
     cell's AssertionError is expected there (smoke results mean nothing); any other error, a
@@ -61,7 +61,7 @@ REPO = Path(__file__).resolve().parents[1]
 FREEZE = REPO.parent / "shared" / "platforms" / "colab-pip-freeze.txt"
 CONSTRAINTS = REPO / "constraints" / "colab.txt"
 VENV = Path("/tmp/tlcourse-colab")
-#: What runs a notebook besides the course: the kernel and the executor (tlcourse.execute).
+#: What runs a notebook besides the course: the kernel and the executor (tlcourse.infra.execute).
 EXECUTOR = {"ipykernel", "nbclient", "nbformat"}
 
 
@@ -188,7 +188,7 @@ def build(venv: Path, python: str) -> int:
 
 RUNNER = """
 import json, os, sys, time, nbformat
-from tlcourse.execute import execute
+from tlcourse.infra.execute import execute
 path, save = sys.argv[1], sys.argv[2]
 nb = nbformat.read(path, 4)
 t0 = time.perf_counter()
@@ -239,7 +239,7 @@ def summary(name: str, result: dict, wall: float, cpu: float, why: list[str], pr
 
 KERNEL_PROBE = """
 import os, sys, nbformat
-from tlcourse.execute import execute
+from tlcourse.infra.execute import execute
 nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(
     "import sys, torch, torchvision, transformers, ipywidgets, ipykernel\\n"
     "print(sys.executable, sys.version.split()[0], torch.__version__, torchvision.__version__, "

@@ -8,8 +8,8 @@ For each ``notebooks/NN_*.ipynb`` this writes, right after the title cell (which
 2. a code cell (tag ``platform-setup``) that does nothing on your own machine and, on
    Colab or Kaggle, installs the course from the repository (a failed ``pip install`` shows
    pip's last lines and the command to retry, and stops the notebook there) and calls
-   :func:`tlcourse.cloud.setup` with the lesson's number (profile by runtime; the data that
-   lesson loads, ``tlcourse-fetch --lesson NN``, listed in ``tlcourse/fetch.py``'s ``LESSONS``:
+   :func:`tlcourse.infra.cloud.setup` with the lesson's number (profile by runtime; the data that
+   lesson loads, ``tlcourse-fetch --lesson NN``, listed in ``tlcourse/infra/fetch.py``'s ``LESSONS``:
    a lesson without an entry there stops this tool); on Binder it prints the
    shut-down-the-previous-kernel tip.
 
@@ -37,7 +37,7 @@ import nbformat
 REPO = Path(__file__).resolve().parents[1]
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))  # run from a checkout, the course installed or not
-from tlcourse.fetch import LESSONS, lesson_key  # noqa: E402
+from tlcourse.infra.fetch import LESSONS, lesson_key  # noqa: E402
 BRANCH = "main"
 BADGES_TAG, SETUP_TAG, SOLUTION_TAG = "platform-badges", "platform-setup", "solution"
 FORM_TITLE = "#@title Solution"
@@ -69,7 +69,7 @@ if hosted and importlib.util.find_spec("tlcourse") is None:
                            "Fix what they say (Kaggle: is Internet on?), then run this cell again, or "
                            f"install it in a cell: %pip install {{source}}")
     importlib.invalidate_caches()
-from tlcourse import cloud
+from tlcourse.infra import cloud
 
 cloud.setup("{lesson}")  # what lesson {lesson} loads (tlcourse-fetch --lesson {lesson})"""
 
@@ -126,7 +126,7 @@ def setup_source(url: str, name: str) -> str:
     """
     lesson = lesson_key(name)
     if lesson not in LESSONS:
-        raise SystemExit(f"{name}: lesson {lesson} has no entry in LESSONS (tlcourse/fetch.py), so its set-up "
+        raise SystemExit(f"{name}: lesson {lesson} has no entry in LESSONS (tlcourse/infra/fetch.py), so its set-up "
                          "cell would not know what to fetch: add the datasets its code loads there")
     return SETUP.format(repo_url=url, lesson=lesson)
 

@@ -6,11 +6,11 @@ On a machine with a CUDA GPU, in order:
    computes it natively, fp16 with a GradScaler (every GPU from compute capability 7.0).
 2. **lessons**: every lesson in the full profile, one kernel each, through the executor CI
    uses (``tools/nbexec.py``, as ``benchmarks/run.py``). A probe cell appended to each lesson
-   reads the kernel's peak GPU memory and ``tlcourse.device.usage`` (the package's forward
+   reads the kernel's peak GPU memory and ``tlcourse.infra.device.usage`` (the package's forward
    passes and training steps per device type). A lesson fails if a cell failed, if the package
    ran work on the CPU, or if it never touched the GPU (lessons in ``MAY_STAY_ON_CPU`` excepted).
 3. **torchrun**: with 2 GPUs or more, the 2-process fit test (``tests/ddp_worker.py``, NCCL,
-   every collective checked to be on the process's GPU) and ``tlcourse.finetune_job`` under
+   every collective checked to be on the process's GPU) and ``tlcourse.labs.fine_tuning`` under
    ``torchrun --nproc_per_node=2``.
 4. **record**: per-lesson wall time and peak GPU memory under ``gpu`` in
    ``benchmarks/recorded.json``, with the device's name (``--no-record`` skips it).
@@ -157,7 +157,7 @@ def device_info() -> dict:
     """Name, compute capability and the precision the course trains in on GPU 0."""
     import torch
 
-    from tlcourse import device as dev
+    from tlcourse.infra import device as dev
 
     gpu = torch.device("cuda", 0)
     dtype = dev.amp_dtype(gpu)
@@ -211,7 +211,7 @@ def run_torchrun(epochs: int) -> dict:
     with tempfile.TemporaryDirectory() as tmp:
         launch = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2", "--master_addr=127.0.0.1"]
         jobs = {"ddp_worker": [str(REPO / "tests" / "ddp_worker.py"), tmp],
-                "finetune_job": ["-m", "tlcourse.finetune_job", "--epochs", str(epochs)]}
+                "finetune_job": ["-m", "tlcourse.labs.fine_tuning", "--epochs", str(epochs)]}
         for name, args in jobs.items():
             t0 = time.perf_counter()
             proc = subprocess.run([*launch, f"--master_port={free_port()}", *args], cwd=REPO,

@@ -39,10 +39,11 @@ from torch.nn.utils.rnn import pad_sequence
 from torch.utils.data import DataLoader, Dataset, Sampler
 from tqdm.auto import tqdm
 
-from . import config, registry, training
-from .backbones import count_params  # noqa: F401 (lesson 04 calls text.count_params)
-from .device import autocast, pick_device, seed_everything
-from .errors import CourseError, ModelUnavailableError
+from .. import config, training
+from ..infra import registry
+from ..backbones import count_params  # noqa: F401 (lesson 04 calls lab.count_params)
+from ..infra.device import autocast, pick_device, seed_everything
+from ..errors import CourseError, ModelUnavailableError
 
 #: The larger BERT the lesson names for a GPU (110 M parameters, hidden size 768).
 LARGER_MODEL = "bert-base-uncased"
@@ -51,6 +52,11 @@ CLASSES = ("negative", "positive")
 
 
 # --------------------------------------------------------------------------- data
+def sst2_folder(root: Path | None = None) -> Path:
+    """SST-2's folder in the data root (``train.tsv``, ``dev.tsv``), or a clear error saying how to get it."""
+    return registry.require("sst2", root)
+
+
 def load_sst2(split: str, root: Path | None = None) -> pd.DataFrame:
     """SST-2 ``split`` ('train': 67,349 phrases, 'dev': 872 sentences) as ``sentence, label`` rows.
 
@@ -62,7 +68,7 @@ def load_sst2(split: str, root: Path | None = None) -> pd.DataFrame:
     """
     if split not in ("train", "dev"):
         raise ValueError(f"split must be 'train' or 'dev' (the GLUE test split has no labels), got {split!r}")
-    folder = registry.require("sst2", root)
+    folder = sst2_folder(root)
     df = pd.read_csv(folder / f"{split}.tsv", sep="\t", quoting=csv.QUOTE_NONE, keep_default_na=False,
                      dtype={"sentence": str, "label": int})
     df["sentence"] = df["sentence"].str.strip()
@@ -363,7 +369,7 @@ def sst2_embeddings(split: str, n: int | None = None, max_len: int = 64, seed: i
     """Frozen-encoder features of SST-2 ``split`` (``n`` random rows), computed once, cached on disk.
 
     Returns ``(features (N, hidden), labels (N,), rows)``; the cache entry
-    (:mod:`tlcourse.cache`, in ``config.cache_dir()/text``) is keyed by the model, split,
+    (:mod:`tlcourse.infra.cache`, in ``config.cache_dir()/text``) is keyed by the model, split,
     size, seed, ``max_len``, the SST-2 files and the model folder's files, so changing
     any of them computes new features. ``tokenizer`` and
     ``encoder`` may be passed in to avoid loading them again (they must match ``model_name``).
@@ -377,13 +383,13 @@ def sst2_embeddings(split: str, n: int | None = None, max_len: int = 64, seed: i
     tag = f"{_slug(model_name)}-{'pre' if pretrained else f'rand{seed}'}-{split}-n{len(rows)}-s{seed}-L{max_len}"
     labels = torch.tensor(rows["label"].to_numpy())
 
-    def build() -> torch.Tensor:  # run by tlcourse.cache: the caller's random state stays untouched
+    def build() -> torch.Tensor:  # run by tlcourse.infra.cache: the caller's random state stays untouched
         tok = tokenizer or load_tokenizer(model_name)
         enc = encoder or load_encoder(model_name, pretrained=pretrained, seed=seed)
         return embed(enc, TokenizedText.from_frame(rows, tok, max_len), progress=progress,
                      desc=f"embedding {split} ({len(rows)} sentences)")
 
-    from . import cache
+    from ..infra import cache
 
     local_model = Path(resolve_model(model_name))  # a folder's files key the entry; a hub id by its name
     settings = dict(model=model_name, pretrained=pretrained, split=split, n=len(rows), seed=seed,
@@ -550,7 +556,7 @@ def run_approach(approach: str, model_name: str | None = None, lr: float = 2e-5,
     ``epochs``, evaluated on the whole dev set after each epoch. Returns a dict with
     the dev accuracy, the seconds it took, and the history (fine-tuning only).
     """
-    from .heads import accuracy, fit_logreg
+    from ..probes import accuracy, fit_logreg
 
     if approach not in ("frozen", "fine-tune"):
         raise CourseError(f"approach must be 'frozen' or 'fine-tune', got {approach!r}")

@@ -3,7 +3,7 @@
 Usage:
     tlcourse-execute NOTEBOOK... [--profile quick|full|smoke] [--output DIR] [--timeout S]
 
-(``python -m tlcourse.execute`` is the same.) Each lesson runs top to bottom in a fresh kernel
+(``python -m tlcourse.infra.execute`` is the same.) Each lesson runs top to bottom in a fresh kernel
 from its own folder, one line per code cell as it finishes; the executed copy (outputs and
 widget state) goes to ``DIR/<name>.ipynb`` (default ``executed/``). A failing cell does not stop
 the run: the summary at the end lists every failed check (a cell tagged ``check`` whose assertion
@@ -92,7 +92,7 @@ class SlicedKernelClient(AsyncKernelClient):
 
     For the standard tools, which build their client from the kernel manager's ``client_class``:
     ``jupyter nbconvert --to notebook --execute
-    --AsyncKernelManager.client_class=tlcourse.execute.SlicedKernelClient NOTEBOOK``.
+    --AsyncKernelManager.client_class=tlcourse.infra.execute.SlicedKernelClient NOTEBOOK``.
     """
 
     @property

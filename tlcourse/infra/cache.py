@@ -58,7 +58,7 @@ from typing import Any, Callable, Iterable, Iterator, Mapping, TypeVar
 import numpy as np
 import torch
 
-from . import config
+from .. import config
 
 _T = TypeVar("_T")
 

@@ -5,7 +5,7 @@ Usage:
                    [--weights auto|none|resnet18|resnet50|all] [--text-model auto|none|HUB_ID]
                    [--verify] [--verify-only]
 
-(``python -m tlcourse.fetch`` and, in a checkout, ``python data_scripts/fetch_data.py`` are the same.)
+(``python -m tlcourse.infra.fetch`` and, in a checkout, ``python data_scripts/fetch_data.py`` are the same.)
 
 Examples:
     tlcourse-fetch --all                                  # download what is missing, verified
@@ -54,9 +54,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import NamedTuple
 
-from . import config
+from .. import config
 from . import download as dl
-from .errors import CourseError
+from ..errors import CourseError
 from .registry import DATASETS, FETCH_COMMAND, MANIFEST_DIR, DatasetSpec
 
 WEIGHT_CHOICES = ("auto", "none", "resnet18", "resnet50", "all")

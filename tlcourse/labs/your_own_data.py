@@ -46,9 +46,10 @@ from torch import nn
 from torch.utils.data import Dataset
 from torchvision.datasets.folder import IMG_EXTENSIONS, find_classes, has_file_allowed_extension, make_dataset
 
-from . import cache, config
-from .errors import CourseError
-from .images import BadImageError, decode_image
+from ..infra import cache
+from .. import config
+from ..errors import CourseError
+from ..images import BadImageError, decode_image
 
 VERSION = 1
 """Bump when :func:`inspect_folder` or :func:`demo_folder` change what they produce."""
@@ -196,8 +197,11 @@ def imbalance_warnings(counts: dict[str, int], min_per_class: int = MIN_PER_CLAS
                        ratio: float = IMBALANCE_RATIO) -> list[str]:
     """Warnings about classes that are too small, or much smaller than the largest one.
 
-    >>> imbalance_warnings({"a": 100, "b": 20, "c": 4})
-    ['c: only 4 images (fewer than 10): too few to train or to measure on', 'b: 20 images, 5.0x fewer than a (100): accuracy will favour the large classes; report per-class results (confusion matrix)', 'c: 4 images, 25.0x fewer than a (100): accuracy will favour the large classes; report per-class results (confusion matrix)']
+    >>> for line in imbalance_warnings({"a": 100, "b": 20, "c": 4}):
+    ...     print(line[:60])
+    c: only 4 images (fewer than 10): too few to train or to mea
+    b: 20 images, 5.0x fewer than a (100): accuracy will favour 
+    c: 4 images, 25.0x fewer than a (100): accuracy will favour
     """
     if not counts:
         return ["no usable images at all"]
@@ -237,7 +241,7 @@ def probe_accuracy(features: torch.Tensor | np.ndarray, labels: Sequence[int], f
     from sklearn.pipeline import make_pipeline
     from sklearn.preprocessing import StandardScaler
 
-    from .threads import limit_threads
+    from ..threads import limit_threads
 
     y = np.asarray(labels)
     folds = max(2, min(folds, np.bincount(y).min()))
@@ -285,9 +289,9 @@ class Similarity:
 def features_every_depth(report: FolderReport, indices: Sequence[int], spec, size: int,
                          pretrained: bool) -> tuple[dict[int, torch.Tensor], torch.Tensor]:
     """Pooled features after every block of the backbone (random weights: seed 0), cached."""
-    from . import backbones, transforms
-    from .features import weights_files
-    from .heads import features_by_depth
+    from .. import backbones, transforms
+    from ..features import weights_files
+    from ..features import features_by_depth
 
     def build() -> dict:
         if not pretrained:
@@ -352,7 +356,7 @@ def demo_folder(kind: str = "photos", per_class: int = 60, seed: int = 0) -> Pat
     that, to show the imbalance warning), unlike ImageNet. Both get the bad files in
     :data:`PLANTED`. The data root is only read; building again returns the folder as it is.
     """
-    from .registry import require
+    from ..infra.registry import require
 
     if kind not in PLANTED:
         raise ValueError(f"kind must be one of {sorted(PLANTED)}, got {kind!r}")
@@ -382,7 +386,7 @@ def demo_folder(kind: str = "photos", per_class: int = 60, seed: int = 0) -> Pat
                 shutil.copyfile(source / "mnist_m_test" / name, tmp / label / name)
         jpeg = next(require("hymenoptera").glob("train/ants/*.jpg"))
     _plant_bad_files(tmp / ("ants" if kind == "photos" else "0"), jpeg)
-    (tmp / ".complete").write_text("built by tlcourse.own_images.demo_folder\n")
+    (tmp / ".complete").write_text("built by tlcourse.labs.your_own_data.demo_folder\n")
     try:
         os.replace(tmp, target)  # atomic; another process may have finished first
     except OSError:
@@ -400,12 +404,12 @@ def run_strategy(report: FolderReport, train_idx: Sequence[int], test_idx: Seque
     keeps the best epoch); the test part is used once, at the end. Feature strategies train a
     linear head on cached features (``"lower-layer features"`` cut after ``depth``); fine-tuning
     trains the last two blocks (``"fine-tune"``) or all of them (``"fine-tune all"``) with the
-    lesson 02 recipe (:func:`tlcourse.unfreeze.fine_tune`).
+    lesson 02 recipe (:func:`tlcourse.finetune.fine_tune`).
     """
     from torch.utils.data import DataLoader
 
-    from . import features, training, transforms, unfreeze
-    from .guide import STRATEGIES
+    from .. import features, finetune, training, transforms
+    from ..guide import STRATEGIES
 
     if strategy not in STRATEGIES:
         raise ValueError(f"strategy must be one of {STRATEGIES}, got {strategy!r}")
@@ -424,7 +428,7 @@ def run_strategy(report: FolderReport, train_idx: Sequence[int], test_idx: Seque
     else:
         train_tf, eval_tf = transforms.train_transform(spec, size), transforms.eval_transform(spec, size)
         loader = lambda idx, tf, shuffle: DataLoader(report.dataset(idx, tf), batch_size=16, shuffle=shuffle)  # noqa: E731
-        model, history = unfreeze.fine_tune(spec, loader(fit_idx, train_tf, True), loader(val_idx, eval_tf, False),
+        model, history = finetune.fine_tune(spec, loader(fit_idx, train_tf, True), loader(val_idx, eval_tf, False),
                                             epochs, lr=lr, head_lr=10 * lr, num_classes=n_classes,
                                             trainable_blocks=2 if strategy == "fine-tune" else None,
                                             callbacks=callbacks, progress=False)

@@ -8,7 +8,7 @@ Rules this module keeps, so that a data root is either right or visibly incomple
   ``.part`` and the next call resumes it with an HTTP ``Range`` request.
 * An archive is unpacked into a temporary folder beside the dataset folder,
   checked, then renamed into place: an interrupted extraction never leaves a
-  folder that :meth:`~tlcourse.registry.DatasetSpec.missing` accepts.
+  folder that :meth:`~tlcourse.infra.registry.DatasetSpec.missing` accepts.
 * Archive members that would land outside the target (``../x``, absolute
   paths, links pointing out) are refused with :class:`UnsafeArchiveError`.
 
@@ -45,8 +45,8 @@ from pathlib import Path, PurePosixPath, PureWindowsPath
 
 from tqdm.auto import tqdm
 
-from . import config
-from .errors import ChecksumError, CourseError, DataMissingError
+from .. import config
+from ..errors import ChecksumError, CourseError, DataMissingError
 from .registry import DATASETS, FETCH_COMMAND, DatasetSpec, Download, FileCheck, get
 
 CHUNK = 1 << 20
@@ -274,7 +274,7 @@ def safe_extract(archive: Path, target: Path) -> None:
     ...     zf.writestr("../evil.txt", "x")
     >>> safe_extract(tmp / "evil.zip", tmp / "out")  # doctest: +IGNORE_EXCEPTION_DETAIL
     Traceback (most recent call last):
-    tlcourse.download.UnsafeArchiveError: ... '../evil.txt' ...
+    tlcourse.infra.download.UnsafeArchiveError: ... '../evil.txt' ...
     """
     archive, target = Path(archive), Path(target)
     target.mkdir(parents=True, exist_ok=True)
@@ -578,7 +578,7 @@ def fetch_weights(name: str, root: Path | None = None, *, progress: bool = True)
     import torch.hub
     import torchvision.models as tvm
 
-    from .backbones import BACKBONES
+    from ..backbones import BACKBONES
 
     url = tvm.get_model_weights(BACKBONES[name].arch).DEFAULT.url
     target = target.with_name(Path(url).name)
@@ -606,7 +606,7 @@ MODEL_SKIP = ["onnx/*", "openvino/*", "tf_*", "flax_*", "rust_*", "*.h5", "*.msg
 def model_path(name: str, root: Path | None = None) -> Path:
     """Where the text model ``name`` (a hub id) lives: ``<root>/models/<hub id>``.
 
-    The folder :func:`tlcourse.text.resolve_model` looks in before the hub.
+    The folder :func:`tlcourse.labs.text_classification.resolve_model` looks in before the hub.
 
     >>> model_path("sentence-transformers/all-MiniLM-L6-v2", Path("/data")).as_posix()
     '/data/models/sentence-transformers/all-MiniLM-L6-v2'

@@ -1,8 +1,8 @@
 """Lesson 02's fine-tuning as a script, for one CPU, one GPU or several GPUs.
 
-    python -m tlcourse.finetune_job --epochs 5                         # one process
-    torchrun --nproc_per_node=4 -m tlcourse.finetune_job --epochs 25   # 4 GPUs (DDP)
-    accelerate launch --num_processes 2 -m tlcourse.finetune_job       # the same via accelerate
+    python -m tlcourse.labs.fine_tuning --epochs 5                         # one process
+    torchrun --nproc_per_node=4 -m tlcourse.labs.fine_tuning --epochs 25   # 4 GPUs (DDP)
+    accelerate launch --num_processes 2 -m tlcourse.labs.fine_tuning       # the same via accelerate
 
 Each process trains on its shard of the images; gradients are averaged by
 DistributedDataParallel, so all processes end with the same weights.
@@ -12,8 +12,9 @@ from __future__ import annotations
 import argparse
 
 
-from . import backbones, distributed, finetune, images, training, transforms
-from .device import seed_everything
+from .. import backbones, finetune, images, training, transforms
+from ..infra import distributed
+from ..infra.device import seed_everything
 
 
 def parse(argv: list[str] | None = None) -> argparse.Namespace:

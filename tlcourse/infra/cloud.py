@@ -7,7 +7,7 @@ and the command to retry, and stops there), then calls :func:`setup` with the le
 * **Colab / Kaggle**: picks the profile (``quick`` on a CPU runtime, ``full`` on a GPU;
   an explicit ``TLCOURSE_PROFILE`` wins), then fetches what *this lesson* loads with the
   course's fetch command (``tlcourse-fetch --lesson NN``: its datasets, the text model for
-  lesson 04, the ResNet weights where it builds the image backbone; :data:`tlcourse.fetch.LESSONS`),
+  lesson 04, the ResNet weights where it builds the image backbone; :data:`tlcourse.infra.fetch.LESSONS`),
   so that a host that cannot be reached stops only the lessons that need its data: a few
   minutes the first time in a session, seconds after. ``TLCOURSE_FETCH_FROM=DIR`` copies a
   prepared data root instead of downloading (tests, classrooms).
@@ -30,7 +30,7 @@ import sys
 from collections.abc import Mapping
 
 from . import fetch
-from .errors import FETCH_COMMAND
+from ..errors import FETCH_COMMAND
 
 BINDER_TIP = ("On Binder every open notebook keeps its kernel, and all of them share 1-2 GB of memory: "
               "shut down the previous lesson's kernel first (Kernel → Shut Down Kernel there, or the "
@@ -116,7 +116,7 @@ def setup(lesson: str | None = None) -> str:
         print(f"Fetching what lesson {args[1]} uses ({lesson_items(args[1])}): {FETCH_COMMAND} {' '.join(args)}",
               flush=True)
     else:
-        print(("" if lesson is None else f"Lesson {lesson} is not in this version's list (tlcourse.fetch.LESSONS), "
+        print(("" if lesson is None else f"Lesson {lesson} is not in this version's list (infra.fetch.LESSONS), "
                "so everything is fetched. ") + f"Fetching the course's data: {FETCH_COMMAND} " + " ".join(args),
               flush=True)
     if fetch.main(args) != 0:

@@ -44,8 +44,8 @@ from functools import cache
 from pathlib import Path
 from typing import NamedTuple
 
-from . import config
-from .errors import FETCH_COMMAND, CourseError, DataMissingError  # noqa: F401 (FETCH_COMMAND: fetch, download)
+from .. import config
+from ..errors import FETCH_COMMAND, CourseError, DataMissingError  # noqa: F401 (FETCH_COMMAND: fetch, download)
 
 MANIFEST_DIR = Path(__file__).resolve().parent / "manifests"
 

@@ -39,9 +39,9 @@ from torch import nn
 from torchvision.transforms import v2
 from tqdm.auto import tqdm
 
-from . import backbones, config, features, images, training, transforms
-from .device import autocast, optimizer_step, pick_device, seed_everything
-from .backbones import BackboneSpec
+from .. import backbones, config, features, images, training, transforms
+from ..infra.device import autocast, optimizer_step, pick_device, seed_everything
+from ..backbones import BackboneSpec
 
 ARMS = ("none", "classic", "policy")
 _BICUBIC = v2.InterpolationMode.BICUBIC
@@ -247,7 +247,7 @@ def mix_batch(batch: torch.Tensor, labels: torch.Tensor, kind: str = "mixup", al
 def show_mixed(batch: torch.Tensor, soft: torch.Tensor, classes: Sequence[str], ncols: int = 4,
                title: str = "") -> Figure:
     """A grid of mixed images, each titled with its soft label (e.g. ``ants 0.63 · bees 0.37``)."""
-    from .plots import show_images
+    from ..plots import show_images
 
     names = [" · ".join(f"{c} {p:.2f}" for c, p in zip(classes, row.tolist()) if p > 0.005) for row in soft]
     return show_images(batch, names, ncols=ncols, size=2.4, title=title)
@@ -447,7 +447,7 @@ class AugmentLab:
         settings = dict(sizes=list(sizes), seeds=list(seeds), views=views, epochs=epochs, lr=lr,
                         batch_size=batch_size)
         # one cache module: keyed by settings + image folders, atomic, locked, RNG-neutral
-        from . import cache
+        from ..infra import cache
 
         entry = cache.Entry("augment", {"settings": self.settings_key(arms, **settings)}, suffix=".json",
                             data=[self.train_set.root, self.val_set.root], version=2, name=name)
@@ -543,7 +543,7 @@ def mixing_runs(frozen: nn.Module, tail: nn.Module, pictures: Sequence[torch.Ten
     settings = dict(per_class=per_class, seeds=list(seeds), epochs=epochs, lr=lr, batch_size=batch_size,
                     n=len(pictures), val=len(val_y), key=key, data=str(config.data_root()), version=1,
                     arms={k: repr(v) for k, v in arms.items()})
-    from . import cache  # one cache module: keyed by settings + data root, atomic, locked, RNG-neutral
+    from ..infra import cache
 
     entry = cache.Entry("augment", settings, suffix=".json", version=2, name=name)
     return pd.DataFrame(entry.get_or_build(

@@ -33,6 +33,44 @@ Example:
     ['fixed features', 'fixed features']
     >>> Recipe().tuned("full fine-tune", 3e-4).knob("full fine-tune")  # the pretrained layers' rate
     0.0003
+
+Choosing a pretrained backbone: accuracy, parameters, size on disk and speed, measured here.
+
+Four numbers decide between backbones. Only the first needs the pretrained
+weights; the other three depend on the architecture (and the machine) alone,
+so a backbone whose weights are not on this machine is still sized and timed
+with random weights, and its row says so instead of disappearing.
+
+Example:
+    >>> Variant("efficientnet_lite0", depth=6).label
+    'efficientnet_lite0 cut after block 6/9'
+    >>> net = feature_net(Variant("efficientnet_lite0", depth=3), pretrained=False)
+    >>> round(backbones.count_params(net) / 1e3)  # thousands: the first blocks are tiny
+    16
+    >>> images_per_second(net, size=32, batch=2, repeats=1) > 0
+    True
+
+Hyperparameter search on a small budget: grid vs random, scored on a holdout, never on the test set.
+
+Lesson 07 writes the search loop out in its own cell with scikit-learn's
+``ParameterGrid`` and ``ParameterSampler``; this module repeats it for the
+widget and the checks. :func:`grid_points` and :func:`random_points` are those
+two scikit-learn generators over log learning rate x batch size (plus the
+range checks a widget needs); :func:`run_search` scores every trial on a
+*holdout* carved from the training data and reports the test accuracy beside
+it, so choosing never looks at the test set. :func:`budget_curve` answers
+"how much does the budget matter?" the way Bergstra & Bengio (2012) drew it:
+by drawing many random searches of k trials from one pool of finished trials.
+
+Example:
+    >>> pts = grid_points((1e-4, 1e-1), batch_sizes=(8, 32), budget=6)
+    >>> [(f"{p['lr']:.0e}", p["batch_size"]) for p in pts][:4]
+    [('1e-04', 8), ('3e-03', 8), ('1e-01', 8), ('1e-04', 32)]
+    >>> table = run_search(lambda lr, batch_size: (lr * 10, lr), pts, "grid")
+    >>> table.columns.tolist()
+    ['method', 'trial', 'lr', 'batch_size', 'score', 'test', 'best_so_far']
+    >>> round(float(table.best_so_far.iloc[-1]), 3)
+    1.0
 """
 from __future__ import annotations
 
@@ -44,22 +82,27 @@ import time
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Iterator, Sequence
-
 import numpy as np
 import pandas as pd
 import torch
 import torch.nn.functional as nnf
 from torch import nn
 from torch.utils.data import DataLoader, RandomSampler, TensorDataset
-
-from . import backbones, config, images, training, transforms
-from .device import autocast, pick_device, seed_everything
+from .. import backbones, config, features, images, probes, training, transforms
+from ..infra.device import autocast, pick_device, seed_everything
+import io
+from typing import Iterable
+from ..errors import check_range
+from typing import Callable
+from ..probes import FeatureSet
+from ..errors import InvalidSettingError
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
+    from ..backbones import BackboneSpec
 
-    from .backbones import BackboneSpec
 
+# =========================================================================== choosing_a_strategy
 #: The strategies measured, cheapest first.
 MEASURED_STRATEGIES = ("fixed features", "lower-layer features", "partial fine-tune", "full fine-tune", "from scratch")
 #: The two that train only a classifier on frozen features.
@@ -95,7 +138,7 @@ class Task:
     @property
     def label(self) -> str:
         """``"similar"`` or ``"dissimilar"``, with the guide's threshold."""
-        from .guide import SIMILAR_FROM
+        from ..guide import SIMILAR_FROM
 
         return "similar" if self.similarity >= SIMILAR_FROM else "dissimilar"
 
@@ -233,7 +276,7 @@ def load_task(task: Task, spec: "BackboneSpec") -> TaskData:
         stacked = [(torch.stack([ds[i][0] for i in range(len(ds))]), torch.as_tensor(ds.targets)) for ds in split]
         data = TaskData(task, stacked[0], stacked[1], len(split[0].classes))
     else:
-        from . import digits
+        from .. import digits
 
         # no resize, no copy
         x, y = digits.load_digits(task.dataset, "test", DIGIT_SIZES.get(task.dataset, 32))
@@ -300,9 +343,8 @@ def feature_run(train: tuple[torch.Tensor, torch.Tensor], test: tuple[torch.Tens
     >>> feature_run((x[:20], y[:20]), (x[20:], y[20:])) > 0.7
     True
     """
-    from . import heads
 
-    return heads.accuracy(heads.fit_logreg(train, C), *test)
+    return probes.accuracy(probes.fit_logreg(train, C), *test)
 
 
 class TopBlocks(nn.Module):
@@ -369,7 +411,7 @@ def finetune_run(spec: "BackboneSpec", train: tuple[torch.Tensor, torch.Tensor],
                  test: tuple[torch.Tensor, torch.Tensor], num_classes: int, strategy: str, recipe: Recipe,
                  seed: int, device: torch.device | None = None) -> float:
     """Full fine-tune (pretrained start) or from scratch (random start): every layer trains."""
-    from . import finetune
+    from .. import finetune
 
     seed_everything(seed)
     scratch = strategy == "from scratch"
@@ -396,8 +438,8 @@ def results_dir() -> Path:
 
 
 def _run_entry(task: Task, per_class: int, strategy: str, seed: int, recipe: Recipe, spec: "BackboneSpec"):
-    """The run's :class:`tlcourse.cache.Entry` (a JSON file in :func:`results_dir`)."""
-    from . import cache
+    """The run's :class:`tlcourse.infra.cache.Entry` (a JSON file in :func:`results_dir`)."""
+    from ..infra import cache
 
     settings = dict(task=asdict(task), per_class=per_class, strategy=strategy, seed=seed,
                     recipe=recipe.settings(strategy), backbone=spec.name, data_root=str(config.data_root()),
@@ -448,7 +490,7 @@ def _execute(jobs: list[tuple[Task, int, str, int, Recipe]], spec: "BackboneSpec
     """Run (or read back from the cache) every (task, per_class, strategy, seed, recipe) job; one row each."""
     from tqdm.auto import tqdm
 
-    from . import cache
+    from ..infra import cache
 
     done = {j: _run_entry(j[0], j[1], j[2], j[3], j[4], spec) for j in dict.fromkeys(jobs)}
     stored = {j: e.load() for j, e in done.items()}
@@ -556,7 +598,7 @@ def compare_with_guide(table: pd.DataFrame, similarity: dict[str, float], tolera
     The guide "agrees" when its strategy's accuracy is within ``tolerance`` of
     the winner's (closer than that is within the noise of a few hundred test images).
     """
-    from .guide import recommend
+    from ..guide import recommend
 
     rows = []
     for (alike, n), accs in mean_table(table).iterrows():
@@ -658,7 +700,7 @@ def plot_measured_guide(verdict: pd.DataFrame, similarity: dict[str, float], ax=
     """
     import matplotlib.pyplot as plt
 
-    from .guide import plot_guide
+    from ..guide import plot_guide
 
     if ax is None:
         _, ax = plt.subplots(figsize=(9, 4.6))
@@ -742,3 +784,335 @@ def summary_table(table: pd.DataFrame | None = None) -> pd.DataFrame:
             acc = part[part["per_class"] == n].groupby("strategy")["accuracy"].mean()
             summary[f"{alike}, {n}/class"] = summary["method"].map(acc).round(3)
     return summary
+
+
+# =========================================================================== _mc
+#: The note of a backbone whose pretrained weights are not on this machine.
+NOT_AVAILABLE = ("not available here: no ImageNet weights on this machine "
+                 "(params, size and speed measured with random weights; accuracy needs the weights)")
+PRETRAINED = "ImageNet weights"
+
+
+@dataclass(frozen=True)
+class Variant:
+    """A backbone, optionally cut after ``depth`` blocks or fed ``image_size`` pixels.
+
+    >>> Variant("efficientnet_lite0", image_size=96).label
+    'efficientnet_lite0 at 96 px'
+    >>> Variant("resnet18", depth=5).label  # cutting after the last block cuts nothing
+    'resnet18'
+    """
+
+    backbone: str
+    depth: int | None = None
+    image_size: int | None = None  # None: the size the comparison uses for every model
+
+    @property
+    def spec(self) -> "BackboneSpec":
+        return backbones.get_spec(self.backbone)
+
+    @property
+    def full_depth(self) -> bool:
+        return self.depth is None or self.depth == self.spec.num_blocks
+
+    @property
+    def label(self) -> str:
+        label = self.backbone
+        if not self.full_depth:
+            label += f" cut after block {self.depth}/{self.spec.num_blocks}"
+        return label + (f" at {self.image_size} px" if self.image_size else "")
+
+
+def feature_net(variant: Variant, pretrained: bool = True) -> nn.Module:
+    """The variant as a feature extractor: pooled features out, no ImageNet head."""
+    spec = variant.spec
+    model = backbones.build(spec, pretrained=pretrained)
+    if variant.full_depth:
+        return backbones.remove_head(model, spec)
+    return backbones.truncate(model, spec, variant.depth)
+
+
+def state_dict_bytes(model: nn.Module) -> int:
+    """Size of the model's saved weights (``torch.save(state_dict)``), in bytes.
+
+    >>> state_dict_bytes(nn.Linear(1000, 250)) > 1000 * 250 * 4
+    True
+    """
+    buffer = io.BytesIO()
+    torch.save(model.state_dict(), buffer)
+    return buffer.tell()
+
+
+@torch.inference_mode()
+def images_per_second(model: nn.Module, size: int = 160, batch: int = 16, repeats: int = 3,
+                      device: torch.device | None = None) -> float:
+    """Forward-pass throughput on ``device``: ``repeats`` timed batches after two warm-up ones.
+
+    ``torch.utils.benchmark.Timer`` does the timing: it warms up (first calls allocate
+    memory and pick kernels), synchronises CUDA and uses as many threads as the notebook does.
+
+    >>> images_per_second(nn.Conv2d(3, 4, 3), size=32, batch=2, repeats=1) > 0
+    True
+    """
+    from torch.utils import benchmark
+
+    check_range("repeats", repeats, 1, 100, kind=int)
+    device = device or pick_device()
+    model = model.to(device).eval()
+    x = torch.randn(batch, 3, size, size, device=device)
+    timer = benchmark.Timer("model(x)", globals={"model": model, "x": x}, num_threads=torch.get_num_threads())
+    return batch / timer.timeit(repeats).mean
+
+
+def fixed_feature_accuracy(variant: Variant, size: int = 160, C: float = 1.0) -> float:
+    """Val accuracy on hymenoptera of logistic regression on the variant's frozen features.
+
+    Reads the every-depth feature cache that lesson 01 fills (the same image size
+    gives the same file), so at the lessons' size it costs well under a second.
+    """
+
+    spec = variant.spec
+    depth = spec.num_blocks if variant.full_depth else variant.depth
+    train = features.hymenoptera_by_depth(spec, "train", size, progress=False)
+    val = features.hymenoptera_by_depth(spec, "val", size, progress=False)
+    model = probes.fit_logreg((train[0][depth], train[1]), C)
+    return probes.accuracy(model, val[0][depth], val[1])
+
+
+def compare_models(variants: Iterable[Variant], size: int = 160, batch: int = 16,
+                   repeats: int = 3) -> pd.DataFrame:
+    """One row per variant: weights, params, size on disk, images/s here, fixed-feature accuracy.
+
+    Backbones whose pretrained weights are not on this machine are built with
+    random weights for the size and speed columns (neither depends on the
+    values of the weights); their accuracy is NaN and their note says why.
+
+    >>> compare_models([Variant("resnet18")], size=32, batch=1, repeats=1).columns.tolist()  # doctest: +SKIP
+    ['model', 'weights', 'params (M)', 'size on disk (MB)', 'images/s', 'val accuracy', 'image px']
+    """
+    rows = []
+    for variant in variants:
+        available = backbones.is_available_offline(variant.spec)
+        net = feature_net(variant, pretrained=available)
+        pixels = variant.image_size or size
+        rows.append({
+            "model": variant.label,
+            "weights": PRETRAINED if available else NOT_AVAILABLE,
+            "params (M)": backbones.count_params(net) / 1e6,
+            "size on disk (MB)": state_dict_bytes(net) / 1e6,
+            "images/s": images_per_second(net, pixels, batch, repeats),
+            "val accuracy": fixed_feature_accuracy(variant, pixels) if available else float("nan"),
+            "image px": pixels,
+        })
+        del net
+    return pd.DataFrame(rows)
+
+
+def plot_models(table: pd.DataFrame, ax=None) -> "Figure":
+    """Accuracy vs images/s, marker area ~ parameters; rows without accuracy hollow, at the bottom."""
+    import matplotlib.pyplot as plt
+
+    if ax is None:
+        _, ax = plt.subplots(figsize=(8, 4.4))
+    known = table.dropna(subset=["val accuracy"])
+    floor = max(0.0, known["val accuracy"].min() - 0.1) if len(known) else 0.5
+    for i, row in table.reset_index(drop=True).iterrows():
+        missing = math.isnan(row["val accuracy"])
+        y = floor if missing else row["val accuracy"]
+        ax.scatter(row["images/s"], y, s=30 + 12 * row["params (M)"], color=f"C{i}",
+                   facecolors="none" if missing else f"C{i}", linewidths=2)
+        ax.annotate(row["model"] + ("\n(not available here: speed only)" if missing else ""),
+                    (row["images/s"], y), textcoords="offset points", xytext=(8, 4), fontsize=8)
+    if len(table) and table["val accuracy"].isna().any():
+        ax.axhline(floor + 0.015, color="grey", lw=0.5, ls=":")
+    ax.set(xscale="log", xlabel="images per second on this machine (log scale)",
+           ylabel="val accuracy (fixed features)", ylim=(floor - 0.03, 1.0),
+           title="choosing a backbone: accuracy vs speed (marker area ~ parameters)")
+    ax.figure.tight_layout()
+    return ax.figure
+
+
+# =========================================================================== _hp
+#: A trial: (lr, batch_size) -> (holdout score used to choose, test accuracy only reported).
+Trial = Callable[[float, int], tuple[float, float]]
+
+
+def _check_lr_range(lr_range: tuple[float, float]) -> tuple[float, float]:
+    low = check_range("lowest learning rate", lr_range[0], 1e-6, 10.0)
+    high = check_range("highest learning rate", lr_range[1], 1e-6, 10.0)
+    if not low < high:
+        raise InvalidSettingError(f"the lowest learning rate ({low:g}) must be below the highest ({high:g}).")
+    return low, high
+
+
+def grid_points(lr_range: tuple[float, float], batch_sizes: Sequence[int], budget: int) -> list[dict]:
+    """scikit-learn's ``ParameterGrid``: ``budget // len(batch_sizes)`` learning rates, evenly spaced
+    in log, x every batch size (the batch size varies slowest: scikit-learn's order).
+
+    >>> len(grid_points((1e-3, 1e-1), (16, 64), budget=7))
+    6
+    """
+    from sklearn.model_selection import ParameterGrid
+
+    low, high = _check_lr_range(lr_range)
+    budget = check_range("budget (trials)", budget, len(batch_sizes), 1000, kind=int)
+    n_lr = budget // len(batch_sizes)
+    lrs = np.logspace(math.log10(low), math.log10(high), n_lr) if n_lr > 1 else [math.sqrt(low * high)]
+    grid = ParameterGrid({"lr": [float(v) for v in lrs], "batch_size": [int(b) for b in batch_sizes]})
+    return [{"lr": p["lr"], "batch_size": p["batch_size"]} for p in grid]
+
+
+def random_points(lr_range: tuple[float, float], batch_sizes: Sequence[int], budget: int,
+                  seed: int = 0) -> list[dict]:
+    """scikit-learn's ``ParameterSampler``: ``budget`` trials, learning rate log-uniform in the range
+    (``scipy.stats.loguniform``), batch size drawn from the list; the same ``seed``, the same trials.
+
+    Random search tries a *new* learning rate in every trial, where a grid
+    repeats each one for every batch size: when one knob matters much more than
+    the other, that is more distinct values of the knob that matters.
+
+    >>> pts = random_points((1e-4, 1e-1), (8, 32), budget=4, seed=0)
+    >>> len({p["lr"] for p in pts}), all(1e-4 <= p["lr"] <= 1e-1 for p in pts)
+    (4, True)
+    """
+    from scipy.stats import loguniform
+    from sklearn.model_selection import ParameterSampler
+
+    low, high = _check_lr_range(lr_range)
+    budget = check_range("budget (trials)", budget, 1, 1000, kind=int)
+    space = {"lr": loguniform(low, high), "batch_size": [int(b) for b in batch_sizes]}
+    return [{"lr": float(p["lr"]), "batch_size": int(p["batch_size"])}
+            for p in ParameterSampler(space, n_iter=budget, random_state=seed)]
+
+
+def run_search(trial: Trial, points: Sequence[dict], method: str) -> pd.DataFrame:
+    """Run every point; a tidy table with the running best holdout score (``best_so_far``).
+
+    The ``run`` loop of lesson 07's search cell, for any ``trial`` (e.g. :class:`HeadTrial`)."""
+    rows = []
+    for i, point in enumerate(points, start=1):
+        score, test = trial(**point)
+        rows.append({"method": method, "trial": i, **point, "score": score, "test": test})
+    table = pd.DataFrame(rows)
+    table["best_so_far"] = table["score"].cummax()
+    return table
+
+
+def chosen(table: pd.DataFrame) -> pd.Series:
+    """The trial a search picks: the best holdout score (the first one on ties)."""
+    return table.loc[table["score"].idxmax()]
+
+
+@dataclass
+class HeadTrial:
+    """A cheap, real training run to tune: a linear head on cached features.
+
+    Trains on ``train``, is *scored* on ``holdout`` (what a search may look at)
+    and also reports accuracy on ``test`` (what a search must not look at).
+    The training is the plain-PyTorch ``head_trial`` of lesson 07's search cell
+    (seed 0, Adam, shuffled mini-batches, the last epoch's weights), so the
+    same settings give the same numbers as that cell.
+
+    >>> g = torch.Generator().manual_seed(0)
+    >>> x = torch.randn(90, 6, generator=g); y = (x[:, 0] > 0).long()
+    >>> trial = HeadTrial((x[:30], y[:30]), (x[30:60], y[30:60]), (x[60:], y[60:]), epochs=20)
+    >>> trial(lr=1e-2, batch_size=8)[0] > trial(lr=1e-6, batch_size=8)[0]
+    True
+    """
+
+    train: FeatureSet
+    holdout: FeatureSet
+    test: FeatureSet
+    epochs: int = 10
+    seed: int = 0
+
+    def __call__(self, lr: float, batch_size: int) -> tuple[float, float]:
+        from torch import nn
+
+        torch.manual_seed(self.seed)
+        x, y = self.train
+        head = nn.Linear(x.shape[1], int(y.max()) + 1)
+        optimizer = torch.optim.Adam(head.parameters(), lr=lr)
+        for _ in range(self.epochs):
+            for idx in torch.randperm(len(y)).split(batch_size):
+                optimizer.zero_grad()
+                nn.functional.cross_entropy(head(x[idx]), y[idx]).backward()
+                optimizer.step()
+        with torch.no_grad():
+            hold, test = ((head(fx).argmax(1) == fy).float().mean().item() for fx, fy in (self.holdout, self.test))
+        return hold, test
+
+
+def search_split(train: FeatureSet, per_class: int, seed: int = 0) -> tuple[FeatureSet, FeatureSet]:
+    """``per_class`` random rows of every class to train on; all the other rows as the holdout.
+
+    >>> x, y = torch.arange(8.0).unsqueeze(1), torch.tensor([0, 0, 0, 0, 1, 1, 1, 1])
+    >>> fit, hold = search_split((x, y), per_class=1)
+    >>> len(fit[1]), len(hold[1])
+    (2, 6)
+    """
+    idx = torch.as_tensor(images.subset_per_class(train[1].tolist(), per_class, seed))
+    rest = torch.ones(len(train[1]), dtype=torch.bool)
+    rest[idx] = False
+    return (train[0][idx], train[1][idx]), (train[0][rest], train[1][rest])
+
+
+def budget_curve(pool: pd.DataFrame, budget: int, draws: int = 200, seed: int = 0) -> pd.DataFrame:
+    """How good a random search of k trials is, for k = 1..``budget``, from a pool of finished trials.
+
+    Each draw takes k trials of ``pool`` (a :func:`run_search` table of random
+    trials) without replacement, picks the best holdout score and records it
+    with the *test* accuracy of the trial it picked. One row per k: the mean,
+    5th and 95th percentile of both over ``draws`` draws. Resampling a pool
+    costs no training, so the curve can average hundreds of searches.
+
+    >>> pool = pd.DataFrame({"score": [0.5, 0.9, 0.7], "test": [0.4, 0.8, 0.9]})
+    >>> curve = budget_curve(pool, budget=3, draws=50)
+    >>> curve.loc[3, ["best score", "test of chosen"]].round(3).tolist()
+    [0.9, 0.8]
+    """
+    budget = check_range("budget (trials)", budget, 1, len(pool), kind=int)
+    draws = check_range("draws", draws, 1, 100_000, kind=int)
+    rng = np.random.default_rng(seed)
+    scores, tests = pool["score"].to_numpy(), pool["test"].to_numpy()
+    rows = []
+    for k in range(1, budget + 1):
+        picks = np.array([rng.choice(len(pool), k, replace=False) for _ in range(draws)])
+        best = picks[np.arange(draws), scores[picks].argmax(1)]
+        row = {"trials": k}
+        for name, values in (("best score", scores[best]), ("test of chosen", tests[best])):
+            row[name] = float(values.mean())
+            row[f"{name} p5"], row[f"{name} p95"] = (float(v) for v in np.percentile(values, [5, 95]))
+        rows.append(row)
+    return pd.DataFrame(rows).set_index("trials")
+
+
+def plot_search(table: pd.DataFrame, curve: pd.DataFrame | None = None) -> "Figure":
+    """Left: every trial, holdout score vs learning rate (log), marker by method, size by batch size.
+    Right (if ``curve``, from :func:`budget_curve`): best holdout score and test accuracy of the
+    choice vs the number of random trials."""
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, 2 if curve is not None else 1, figsize=(12 if curve is not None else 6.5, 4),
+                             squeeze=False)
+    ax = axes[0, 0]
+    for method, marker in (("grid", "s"), ("random", "o")):
+        part = table[table["method"] == method]
+        if len(part):
+            ax.scatter(part["lr"], part["score"], s=12 + 2 * part["batch_size"], marker=marker,
+                       alpha=0.7, label=f"{method} ({len(part)} trials)")
+            best = chosen(part)
+            ax.scatter([best["lr"]], [best["score"]], s=220, marker="*", color="k", zorder=5)
+    ax.set(xscale="log", xlabel="learning rate (log scale; marker size ~ batch size)",
+           ylabel="holdout accuracy", title="every trial (star: each method's choice)", ylim=(0, 1.02))
+    ax.legend(fontsize=8, loc="lower right")
+    if curve is not None:
+        ax = axes[0, 1]
+        for col, colour in (("best score", "C0"), ("test of chosen", "C1")):
+            ax.plot(curve.index, curve[col], "o-", color=colour, label=f"{col} (mean)")
+            ax.fill_between(curve.index, curve[f"{col} p5"], curve[f"{col} p95"], color=colour, alpha=0.15)
+        ax.set(xlabel="budget: number of random trials", ylabel="accuracy", ylim=(0, 1.02),
+               title="how much the budget matters (band: 5-95 % of searches)")
+        ax.legend(fontsize=8, loc="lower right")
+    fig.tight_layout()
+    return fig

@@ -10,7 +10,7 @@ with the prefix load too (``training.load_state`` strips it).
 
 Example (2 CPU processes; on GPUs use ``--nproc_per_node=<number of GPUs>``)::
 
-    torchrun --nproc_per_node=2 -m tlcourse.finetune_job --epochs 3
+    torchrun --nproc_per_node=2 -m tlcourse.labs.fine_tuning --epochs 3
 
     >>> is_distributed()          # a plain process
     False

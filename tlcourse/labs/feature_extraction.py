@@ -30,18 +30,16 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
-from . import features, training
-from .device import seed_everything
-from .threads import limit_threads
-from .widgets import WidgetValueError, check_range
+from .. import features, training
+from ..probes import FeatureSet, accuracy, fit_logreg
+from ..infra.device import seed_everything
+from ..threads import limit_threads
+from ..errors import InvalidSettingError, check_range
 
 if TYPE_CHECKING:
-    from sklearn.linear_model import LogisticRegression
 
-    from .backbones import BackboneSpec
+    from ..backbones import BackboneSpec
 
-#: A cached feature table and its labels: (N, D) floats, (N,) class indices.
-FeatureSet = tuple[torch.Tensor, torch.Tensor]
 
 #: The heads lesson 01 compares; "logreg" is scikit-learn's, the others are PyTorch modules.
 HEAD_KINDS = ("linear", "mlp", "logreg")
@@ -72,7 +70,7 @@ def make_head(kind: str, in_dim: int, num_classes: int, hidden: int = 1024,
         check_range("hidden units", hidden, 1, 100_000, kind=int)
         return nn.Sequential(nn.Linear(in_dim, hidden), nn.ReLU(), nn.Dropout(dropout),
                              nn.Linear(hidden, num_classes))
-    raise WidgetValueError(f"head kind must be 'linear' or 'mlp' (for 'logreg' use fit_logreg), got {kind!r}")
+    raise InvalidSettingError(f"head kind must be 'linear' or 'mlp' (for 'logreg' use fit_logreg), got {kind!r}")
 
 
 def _check_features(train: FeatureSet, val: FeatureSet) -> None:
@@ -109,59 +107,6 @@ def train_head(kind: str, train: FeatureSet, val: FeatureSet, epochs: int = 30, 
                                # a few thousand numbers: a GPU only adds transfers
                                device=torch.device("cpu"))
     return head, history
-
-
-def fit_logreg(train: FeatureSet, C: float = 1.0) -> "LogisticRegression":
-    """scikit-learn's logistic regression (L2, smaller ``C``: stronger) on the features as they are.
-
-    Lesson 01 (section 3) calls ``LogisticRegression(C=1.0, max_iter=5000).fit(X, y)`` in its
-    own cell; this is the same call, on one thread.
-
-    No standardisation: the pooled features are already on a sensible scale, and
-    means and spreads estimated from a few images per class would only add noise.
-    """
-    from sklearn.linear_model import LogisticRegression
-
-    C = check_range("C", C, 1e-6, 1e6)
-    with limit_threads(1):
-        return LogisticRegression(C=C, max_iter=5000).fit(train[0].numpy(), train[1].numpy())
-
-
-@torch.inference_mode()
-def predict_labels(head: "nn.Module | LogisticRegression", feats: torch.Tensor) -> torch.Tensor:
-    """Predicted class of every row, for a PyTorch head or a scikit-learn classifier."""
-    if isinstance(head, nn.Module):
-        head.eval()
-        return head(feats).argmax(1)
-    return torch.as_tensor(head.predict(feats.numpy()))
-
-
-def accuracy(head: "nn.Module | LogisticRegression", feats: torch.Tensor, labels: torch.Tensor) -> float:
-    """Fraction of rows classified correctly."""
-    return float((predict_labels(head, feats) == labels).float().mean())
-
-
-def few_shot_accuracy(train: FeatureSet, val: FeatureSet, per_class: int, draws: int = 5,
-                      C: float = 1.0, seed: int = 0) -> list[float]:
-    """Val accuracy of logistic regression trained on ``per_class`` random images per class.
-
-    Repeated for ``draws`` different random subsets: with 10 images the luck of the
-    draw matters, so the spread is part of the answer.
-
-    >>> g = torch.Generator().manual_seed(0)
-    >>> x = torch.randn(100, 4, generator=g); y = (x[:, 0] > 0).long()
-    >>> accs = few_shot_accuracy((x[:60], y[:60]), (x[60:], y[60:]), per_class=5, draws=3)
-    >>> len(accs), min(accs) > 0.6
-    (3, True)
-    """
-    from .images import subset_per_class
-
-    check_range("images per class", per_class, 1, 1_000_000, kind=int)
-    accs = []
-    for d in range(check_range("draws", draws, 1, 1000, kind=int)):
-        idx = subset_per_class(train[1].tolist(), per_class, seed + d)
-        accs.append(accuracy(fit_logreg((train[0][idx], train[1][idx]), C), *val))
-    return accs
 
 
 # --------------------------------------------------------------------------- cache vs recompute
@@ -231,84 +176,6 @@ def compare_epoch_cost(backbone: nn.Module, head: nn.Module, images: tuple[Datas
 
 
 # --------------------------------------------------------------------------- cut depth
-def _pooled_blocks(model: nn.Module, spec: "BackboneSpec") -> Callable[[torch.Tensor], torch.Tensor]:
-    from .backbones import blocks
-
-    parts = blocks(model, spec)
-
-    def run(x: torch.Tensor) -> torch.Tensor:
-        pooled = []
-        for block in parts:  # one pass; pool after every block, like backbones.truncate does
-            x = block(x)
-            pooled.append(x.mean((2, 3)))
-        return torch.cat(pooled, 1)
-
-    return run
-
-
-def features_by_depth(model: nn.Module, spec: "BackboneSpec", dataset: Dataset,
-                      progress: bool = True) -> tuple[dict[int, torch.Tensor], torch.Tensor]:
-    """Pooled features after every block (depth 1 .. ``spec.num_blocks``) in a single pass.
-
-    ``result[d]`` equals what ``backbones.truncate(model, spec, d)`` outputs, but
-    the images go through the network once instead of once per depth.
-
-    >>> from torch.utils.data import TensorDataset
-    >>> from tlcourse import backbones
-    >>> spec = backbones.get_spec("efficientnet_lite0")
-    >>> net = backbones.build(spec, pretrained=False)
-    >>> ds = TensorDataset(torch.randn(2, 3, 64, 64), torch.tensor([0, 1]))
-    >>> by_depth, y = features_by_depth(net, spec, ds, progress=False)
-    >>> [by_depth[d].shape[1] for d in (1, spec.num_blocks)]
-    [32, 1280]
-    """
-    from .backbones import blocks
-
-    model.eval()
-    with torch.inference_mode():  # widths of every block's output, from one tiny image
-        x, widths = torch.zeros(1, 3, 32, 32), []
-        for block in blocks(model, spec):
-            x = block(x)
-            widths.append(x.shape[1])
-    table, labels = features.extract_features(_pooled_blocks(model, spec), dataset, batch_size=8,
-                                              progress=progress, desc="features at every depth")
-    parts = table.split(widths, dim=1)
-    return {d + 1: part.contiguous() for d, part in enumerate(parts)}, labels
-
-
-def hymenoptera_by_depth(spec: "BackboneSpec", split: str, size: int | None = None,
-                         pretrained: bool = True, progress: bool = True
-                         ) -> tuple[dict[int, torch.Tensor], torch.Tensor]:
-    """:func:`features_by_depth` of a hymenoptera split, cached on disk like the full-depth features.
-
-    Cached through :mod:`tlcourse.cache` (keyed by the settings, the image folder and the
-    weights file; building leaves the caller's random state untouched).
-
-    >>> from tlcourse.backbones import get_spec
-    >>> by_depth, y = hymenoptera_by_depth(get_spec("efficientnet_lite0"), "val", 160)  # doctest: +SKIP
-    >>> sorted(by_depth)                                                              # doctest: +SKIP
-    [1, 2, 3, 4, 5, 6, 7, 8, 9]
-    """
-    from . import backbones, cache, images, transforms
-    from .registry import require
-
-    size = size or spec.input_size
-    tag = f"{spec.name}-{'pre' if pretrained else 'rand'}-every-depth-{size}"
-
-    def build() -> dict:
-        if not pretrained:
-            torch.manual_seed(0)  # the same random network as features.hymenoptera_features
-        model = backbones.build(spec, pretrained=pretrained)
-        dataset = images.hymenoptera(split, transforms.eval_transform(spec, size))
-        by_depth, labels = features_by_depth(model, spec, dataset, progress=progress)
-        return {"features": {str(d): f for d, f in by_depth.items()}, "labels": labels}
-
-    settings = dict(dataset="hymenoptera", split=split, backbone=spec.name, arch=spec.arch,
-                    pretrained=pretrained, depth="every", size=size)
-    data = cache.cached("features", settings, build, name=f"hymenoptera-{split}-{tag}",
-                        data=[require("hymenoptera") / split, *features.weights_files(spec, pretrained)],
-                        version=features.FEATURES_VERSION)
-    return {int(d): f for d, f in data["features"].items()}, data["labels"]
 
 
 def accuracy_by_depth(train: tuple[dict[int, torch.Tensor], torch.Tensor],
@@ -329,8 +196,8 @@ def preprocessing_mistakes(spec: "BackboneSpec", size: int | None = None) -> dic
 
     from torchvision.transforms import v2
 
-    from . import transforms
-    from .backbones import BACKBONES
+    from .. import transforms
+    from ..backbones import BACKBONES
 
     size = size or spec.input_size
     other = next(s for s in BACKBONES.values() if s.mean != spec.mean)  # another backbone's statistics
