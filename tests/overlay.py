@@ -90,7 +90,8 @@ def run_notebook(python: Path, notebook: Path, workdir: Path, env: dict[str, str
         '"display_name": "overlay", "language": "python"}' % python)
     driver = workdir / "run_notebook.py"
     driver.write_text(DRIVER)
-    shutil.copy(Path(__file__).resolve().parents[1] / "tlcourse" / "infra" / "execute.py", workdir / "tlcourse_execute.py")
+    executor = Path(__file__).resolve().parents[1] / "tlcourse" / "infra" / "execute.py"
+    shutil.copy(executor, workdir / "tlcourse_execute.py")
     executed = workdir / f"{notebook.stem}.out.ipynb"
     env = {**env, "JUPYTER_PATH": str(workdir / "jupyter"), "PYTHONDONTWRITEBYTECODE": "1"}
     result = subprocess.run([str(python), str(driver), str(notebook), str(executed), "overlay", str(workdir)],

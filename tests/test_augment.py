@@ -277,6 +277,39 @@ def test_mixing_runs_table_and_cache(monkeypatch, tmp_path):
     assert set(lab.paired_gains(df, baseline="plain").arm) == {"mixup"}
 
 
+def test_mixing_runs_cache_is_keyed_by_the_datas_fingerprint(fake_root, monkeypatch):
+    """A changed data file (default: hymenoptera's train and val folders) invalidates the entry."""
+    pics, labels = _toy_pictures(8)
+    tf = v2.ToDtype(torch.float32, scale=True)
+    val_x = torch.stack([tf(p) for p in pics]).flatten(1)
+    kw = dict(per_class=2, seeds=[0], epochs=1, batch_size=4, key="toy", progress=False)
+    calls = []
+    real = lab.train_mixed
+
+    def counting(*a, **k):
+        calls.append(1)
+        return real(*a, **k)
+
+    monkeypatch.setattr(lab, "train_mixed", counting)
+    run = lambda **extra: lab.mixing_runs(nn.Flatten(), nn.Linear(192, 2), pics, labels.tolist(),  # noqa: E731
+                                          val_x, labels, {"plain": (tf, None)}, **kw, **extra)
+    run()
+    run()
+    assert len(calls) == 1  # warm: read back
+    picture = next((fake_root / "hymenoptera_data" / "val" / "bees").iterdir())
+    picture.write_bytes(picture.read_bytes() + b"\0")  # one val file changes
+    run()
+    assert len(calls) == 2  # noticed: rebuilt
+    other = fake_root / "elsewhere.bin"  # an explicit data list is fingerprinted the same way
+    other.write_bytes(b"a")
+    run(data=[other])
+    run(data=[other])
+    assert len(calls) == 3
+    other.write_bytes(b"ab")
+    run(data=[other])
+    assert len(calls) == 4
+
+
 def test_training_without_per_epoch_validation_gives_the_same_last_accuracy():
     class Lab(lab.AugmentLab):  # the parts of AugmentLab that train() uses, without the data
         def __init__(self):
@@ -286,9 +319,9 @@ def test_training_without_per_epoch_validation_gives_the_same_last_accuracy():
             self.model = backbones.build(SPEC, pretrained=False)
             self.val_x, self.val_y = torch.randn(20, SPEC.feature_dim), torch.arange(20) % 2
 
-    lab = Lab()
+    augment = Lab()  # not `lab`: that name is the module, used by the class statement above
     bank, labels = torch.randn(3, 12, SPEC.feature_dim), torch.arange(12) % 2
-    full = lab.train(bank, labels, 4, seed=3)
-    last = lab.train(bank, labels, 4, seed=3, val_every_epoch=False)
+    full = augment.train(bank, labels, 4, seed=3)
+    last = augment.train(bank, labels, 4, seed=3, val_every_epoch=False)
     assert last.val_acc == [full.val_acc[-1]]
     assert last.train_loss == pytest.approx(full.train_loss, rel=1e-5)  # same steps (float noise only)

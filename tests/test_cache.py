@@ -217,7 +217,8 @@ def test_image_cache_follows_the_decoder_version(tiny_folder, monkeypatch, priva
 
     images.CachedImageFolder(tiny_folder)
     monkeypatch.setattr(images, "DECODER_VERSION", images.DECODER_VERSION + 1)
-    monkeypatch.setattr(images, "decode_image", lambda path, short_side: torch.zeros(3, 2, 2, dtype=torch.uint8))
+    monkeypatch.setattr(images, "read_image",
+                        lambda path, short_side: (torch.zeros(3, 2, 2, dtype=torch.uint8), (2, 2), "RGB"))
     assert images.CachedImageFolder(tiny_folder)[0][0].shape == (3, 2, 2)  # re-decoded, not the old entry
     assert len(list((private_cache / "images").glob("*.pt"))) == 2
 

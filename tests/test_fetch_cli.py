@@ -228,7 +228,8 @@ def test_pip_installed_messages_name_the_console_script(tmp_path):
     site = tmp_path / "site"
     shutil.copytree(REPO / "tlcourse", site / "tlcourse", ignore=shutil.ignore_patterns("__pycache__"))
     code = (f"import sys; sys.path.insert(0, {str(site)!r})\n"
-            "from tlcourse import errors, fetch, download\n"  # (images, backbones, ...: torch, slow to import)
+            # (images, backbones, ...: torch, slow to import)
+            "from tlcourse import errors\nfrom tlcourse.infra import fetch, download\n"
             "assert errors.__file__.startswith(sys.path[0]), errors.__file__\n"
             "print({m.__name__: m.FETCH_COMMAND for m in (errors, fetch, download)})\n"
             f"fetch.main(['hymenoptera', '--weights', 'resnet50', '--verify-only', '--root', {str(tmp_path)!r}])\n"

@@ -108,7 +108,7 @@ def test_a_lesson_runs_through_the_ci_executor_with_the_probe(tmp_path, monkeypa
     """The GPU path's lesson runner on a one-cell notebook, in a kernel that sees no CUDA device."""
     path = tmp_path / "09_tiny.ipynb"
     nbformat.write(nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(
-        "from tlcourse import device\nwith device.autocast(device.pick_device('cpu')):\n    pass")]), path)
+        "from tlcourse.infra import device\nwith device.autocast(device.pick_device('cpu')):\n    pass")]), path)
     monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "")  # the kernel inherits it
     row = gpu.run_lesson(path, cell_timeout=120)
     assert (row["lesson"], row["usage"], row["ok"]) == ("09", {"forward:cpu": 1}, False), row

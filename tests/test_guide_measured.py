@@ -1,4 +1,4 @@
-"""The decision guide measured: recipe, cached frozen passes, partial fine-tune, verdicts (tlcourse.guide_measured)."""
+"""The decision guide measured: recipe, cached frozen passes, partial fine-tune, verdicts (labs.choosing_a_strategy)."""
 from __future__ import annotations
 
 import json
@@ -12,8 +12,9 @@ import pytest  # noqa: E402
 import torch  # noqa: E402
 from torch import nn  # noqa: E402
 
-from tlcourse import backbones, guide, guide_measured as gm  # noqa: E402
-from tlcourse.guide_measured import Recipe, Task  # noqa: E402
+from tlcourse import backbones, guide  # noqa: E402
+from tlcourse.labs import choosing_a_strategy as gm  # noqa: E402
+from tlcourse.labs.choosing_a_strategy import Recipe, Task  # noqa: E402
 
 SPEC = backbones.get_spec("efficientnet_lite0")
 
@@ -73,7 +74,23 @@ def test_cache_keys_ignore_settings_a_strategy_does_not_use():
     assert path("full fine-tune", fast) != path("full fine-tune", slow)
     assert path("full fine-tune", fast) != path("full fine-tune", fast, seed=1)
     assert path("fixed features", fast) != path("fixed features", fast, size=6)
-    assert gm.run_key(a=1, b=[1, 2]) == gm.run_key(b=[1, 2], a=1) != gm.run_key(a=2, b=[1, 2])
+
+
+def test_cache_keys_follow_the_datas_fingerprint(tmp_path, monkeypatch):
+    """A changed file in the task's dataset folder gives another entry (a stale result is never reused)."""
+    root = tmp_path / "root"
+    from tlcourse.infra.registry import DATASETS
+
+    folder = DATASETS["mnist"].path(root)
+    folder.mkdir(parents=True)
+    (folder / "t10k-images-idx3-ubyte.gz").write_bytes(b"digits")
+    monkeypatch.setenv("TLCOURSE_DATA", str(root))
+    task, recipe = Task("mnist", 0.1, 32), Recipe()
+    path = lambda: gm._run_path(task, 5, "from scratch", 0, recipe, SPEC)  # noqa: E731
+    before = path()
+    assert path() == before
+    (folder / "t10k-images-idx3-ubyte.gz").write_bytes(b"other digits")
+    assert path() != before
 
 
 # ------------------------------------------------- the cheap computations are the same computations

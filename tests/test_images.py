@@ -130,4 +130,77 @@ def test_scan_folder_finds_what_imagefolder_finds_in_its_order(tmp_path):
     reference = ImageFolder(tmp_path)
     assert classes == reference.classes == ["a", "b", "c"]
     assert [(str(p), label) for p, label in samples] == reference.samples
-    assert [s.split(" (")[0] for s in skipped] == [str(tmp_path / "a" / "notes.txt")]
+    assert [str(path) for path, _ in skipped] == [str(tmp_path / "a" / "notes.txt")]
+
+
+# --------------------------------------------------------------------------- the one rule for bad files
+def bad_files(folder):
+    """A truncated JPEG, a text file named .jpg, an empty file: each one PIL refuses."""
+    good = (folder / "cats" / "0.jpg").read_bytes()
+    (folder / "cats" / "cut.jpg").write_bytes(good[: len(good) // 3])
+    (folder / "dogs" / "text.jpg").write_text("not an image")
+    (folder / "dogs" / "empty.png").write_bytes(b"")
+    return {"cut.jpg": "corrupt", "text.jpg": "not an image", "empty.png": "empty file"}
+
+
+def test_every_file_pil_refuses_is_skipped_with_its_name_and_reason(tiny_folder):
+    expected = bad_files(tiny_folder)
+    with pytest.warns(UserWarning) as record:
+        ds = images.CachedImageFolder(tiny_folder, disk_cache=False)
+    message = " ".join(str(w.message) for w in record)
+    assert len(ds) == 5
+    for name, why in expected.items():
+        assert f"{name} (cannot be decoded: {why}" in message
+        assert any(name in s and why in s for s in ds.skipped)
+    assert all(name not in str(p) for p, _ in ds.samples for name in expected)
+
+
+def test_read_image_names_the_file_and_the_reason(tiny_folder):
+    for name, why in bad_files(tiny_folder).items():
+        path = next(tiny_folder.glob(f"*/{name}"))
+        with pytest.raises(images.BadImageError, match=name) as info:
+            images.read_image(path)
+        assert info.value.reason.startswith(why)
+    good = tiny_folder / "cats" / "0.jpg"
+    pixels, size, mode = images.read_image(good)
+    assert size == (40, 30) and mode == "RGB" and torch.equal(pixels, images.decode_image(good))
+
+
+@pytest.mark.parametrize("limit", ["error", "warning"])
+def test_decompression_bomb_is_refused_not_fatal(tiny_folder, monkeypatch, limit):
+    """More than twice MAX_IMAGE_PIXELS: PIL raises DecompressionBombError; more than once: it warns.
+
+    Both are a refusal: the file is skipped with its name and the reason, the others are read.
+    """
+    Image.new("RGB", (100, 100), (1, 2, 3)).save(tiny_folder / "cats" / "big.png")  # 10,000 pixels
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 4000 if limit == "error" else 8000)  # 40x30 = 1200: fine
+    with pytest.raises(images.BadImageError, match="big.png.*decompression bomb"):
+        images.read_image(tiny_folder / "cats" / "big.png")
+    with pytest.warns(UserWarning, match=r"big\.png \(cannot be decoded: too many pixels"):
+        ds = images.CachedImageFolder(tiny_folder, disk_cache=False)
+    assert len(ds) == 5 and not any("big.png" in str(p) for p, _ in ds.samples)
+    with pytest.raises(images.BadImageError, match="big.png"):
+        images.CachedImageFolder(tiny_folder, strict=True, disk_cache=False)
+
+
+def test_broken_symlink_class_folder_is_reported_not_dropped(tiny_folder):
+    (tiny_folder / "birds").symlink_to(tiny_folder.parent / "no-such-folder", target_is_directory=True)
+    classes, samples, skipped = images.scan_folder(tiny_folder)
+    assert classes == ["cats", "dogs"] and len(samples) == 5
+    assert [(p.name, why.split(" (")[0]) for p, why in skipped] == [("birds", "class folder is a broken symlink")]
+    with pytest.warns(UserWarning, match="birds.*broken symlink"):
+        ds = images.CachedImageFolder(tiny_folder, disk_cache=False)
+    assert len(ds) == 5 and ds.classes == ["cats", "dogs"]
+
+
+def test_only_broken_symlinks_is_a_clear_error(tmp_path):
+    (tmp_path / "cats").symlink_to(tmp_path / "gone", target_is_directory=True)
+    with pytest.raises(CourseError, match="broken symlink.*one sub-folder per class"):
+        images.scan_folder(tmp_path)
+
+
+def test_good_folder_reads_the_same_as_decode_image_without_warnings(tiny_folder, recwarn):
+    ds = images.CachedImageFolder(tiny_folder, disk_cache=False)
+    assert not [w for w in recwarn if issubclass(w.category, UserWarning)]
+    assert ds.skipped == [] and [str(p) for p, _ in ds.samples] == [p for p, _ in ImageFolder(str(tiny_folder)).samples]
+    assert all(torch.equal(x, images.decode_image(p)) for x, (p, _) in zip(ds.images, ds.samples))

@@ -50,6 +50,46 @@ def test_bad_files_are_listed_with_their_reason_not_fatal(tmp_path):
     assert "a/cut.jpg" in report.summary()
 
 
+def test_bad_files_are_named_in_a_warning(tmp_path):
+    root = make_folder(tmp_path / "f", {"a": 3, "b": 3})
+    (root / "a" / "text.jpg").write_text("hello")
+    with pytest.warns(UserWarning, match=r"a/text\.jpg \(not an image"):
+        report = lab.inspect_folder(root)
+    assert [n for n, _ in report.skipped] == ["a/text.jpg"]
+    with pytest.warns(UserWarning, match="a/text.jpg"):  # from the cache too
+        lab.inspect_folder(root)
+
+
+def test_decompression_bomb_is_skipped_with_the_reason(tmp_path, monkeypatch):
+    root = make_folder(tmp_path / "f", {"a": 3, "b": 3})
+    Image.new("RGB", (100, 100), (1, 2, 3)).save(root / "b" / "huge.png")
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 3000)  # 100x100 is over twice the limit: an error
+    with pytest.warns(UserWarning, match="huge.png"):
+        report = lab.inspect_folder(root, use_cache=False)
+    assert dict(report.skipped)["b/huge.png"].startswith("too many pixels")
+    assert report.counts == {"a": 3, "b": 3}
+
+
+def test_broken_symlink_class_folder_is_listed(tmp_path):
+    root = make_folder(tmp_path / "f", {"a": 3, "b": 3})
+    (root / "c").symlink_to(tmp_path / "gone", target_is_directory=True)
+    with pytest.warns(UserWarning, match="broken symlink"):
+        report = lab.inspect_folder(root, use_cache=False)
+    assert report.classes == ["a", "b"] and dict(report.skipped)["c"].startswith("class folder is a broken symlink")
+
+
+def test_same_files_and_pixels_as_the_core_reader(tmp_path):
+    """One reader: the lab's report holds CachedImageFolder's files, targets and pixels."""
+    from tlcourse import images
+
+    root = make_folder(tmp_path / "f", {"a": 3, "b": 2})
+    report = lab.inspect_folder(root, use_cache=False)
+    ds = images.CachedImageFolder(root, disk_cache=False)
+    assert [str(root / f) for f in report.files] == [str(p) for p, _ in ds.samples]
+    assert report.targets == ds.targets and all(torch.equal(x, y) for x, y in zip(report.images, ds.images))
+    assert isinstance(report.dataset(), images.ImageList)
+
+
 def test_unreadable_file_is_listed(tmp_path):
     root = make_folder(tmp_path / "f", {"a": 2, "b": 2})
     locked = root / "a" / "001.png"

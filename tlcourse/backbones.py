@@ -264,15 +264,6 @@ def truncate(model: nn.Module, spec: BackboneSpec, depth: int) -> nn.Sequential:
     return nn.Sequential(*blocks(model, spec)[:depth], nn.AdaptiveAvgPool2d(1), nn.Flatten())
 
 
-def output_dim(module: nn.Module, size: int = 64) -> int:
-    """Feature size of ``module`` found with one dummy forward pass."""
-    with torch.inference_mode():
-        was_training = module.training
-        out = module.eval()(torch.zeros(1, 3, size, size))
-        module.train(was_training)
-    return int(out.shape[1])
-
-
 def count_params(model: nn.Module, trainable_only: bool = False) -> int:
     """All parameters (only those an optimizer would update if ``trainable_only``).
 

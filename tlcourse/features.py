@@ -194,7 +194,7 @@ def hymenoptera_by_depth(spec: "BackboneSpec", split: str, size: int | None = No
 
 
 def _pooled_blocks(model: nn.Module, spec: "BackboneSpec") -> Callable[[torch.Tensor], torch.Tensor]:
-    from ..backbones import blocks
+    from .backbones import blocks
 
     parts = blocks(model, spec)
 

@@ -3,6 +3,15 @@
 :func:`fine_tune` is lesson 02's recipe (SGD + StepLR, the last blocks or all of them, gradually
 unfrozen if asked); lessons 03, 05, 07 and 08 and their labs call it.
 
+*Gradual unfreezing* (Howard & Ruder, ULMFiT, 2018) first trains only the
+new head, then thaws one more block of the backbone at a time, from the
+output end down. The random head has already settled when the pretrained
+layers start to move, so its large early gradients never reach (and
+scramble) the features that make transfer work. :class:`GradualUnfreezing` is a
+:func:`tlcourse.training.fit` callback that does this with :func:`tlcourse.backbones.freeze`.
+Lesson 03 (section 4) writes gradual unfreezing out as a plain loop and checks
+that :func:`fine_tune` gives the same history.
+
 Example:
     >>> from tlcourse.backbones import get_spec, count_trainable
     >>> spec = get_spec("efficientnet_lite0")
@@ -10,6 +19,10 @@ Example:
     >>> groups = param_groups(model, spec, head_lr=1e-2, backbone_lr=1e-3)
     >>> [g["lr"] for g in groups]
     [0.01, 0.001]
+    >>> unfreeze_schedule(epochs=6, start=0, every=2, max_blocks=9)
+    [0, 0, 1, 1, 2, 2]
+    >>> lr_schedule(1e-3, epochs=9, step_size=7, gamma=0.1)[6:]
+    [0.001, 0.0001, 0.0001]
 """
 from __future__ import annotations
 

@@ -7,8 +7,14 @@ uint8 tensors in memory and in the course's disk cache (:mod:`tlcourse.infra.cac
 Decoding a 2592x1944 JPEG costs more than a forward pass of a small CNN, so
 this turns an epoch from "mostly JPEG decoding" into "mostly learning".
 
-Files that are not images (``imageNotFound.gif`` in hymenoptera) are skipped
-like ImageFolder skips them, and listed in ``dataset.skipped``.
+This module is the course's **one image-folder reader** (:func:`scan_folder` finds the files,
+:func:`read_image` reads each one, :func:`decode_folder` reads them all); lesson 08's
+``inspect_folder`` uses it too. It has one rule for bad files: files that are not an image type
+(``imageNotFound.gif`` in hymenoptera) are skipped like ImageFolder skips them, and a file PIL
+refuses for any reason (empty, not an image, truncated or corrupt, unreadable, too many pixels
+for ``PIL.Image.MAX_IMAGE_PIXELS`` -- a possible decompression bomb --, a mode with no faithful
+conversion ...) is **skipped with a warning naming the file and the reason**, and listed in
+``dataset.skipped``. A class folder that is a broken symlink is reported the same way.
 
 **Decoding** (:func:`decode_image`) gives 8-bit RGB with the right values for
 every mode PIL opens, where ImageFolder's ``convert("RGB")`` can be silently
@@ -43,6 +49,7 @@ Example:
 from __future__ import annotations
 
 import io
+import os
 import warnings
 from pathlib import Path
 from typing import Callable
@@ -63,14 +70,41 @@ DECODER_VERSION = 2
 
 
 class BadImageError(CourseError, ValueError):
-    """An image file cannot be decoded (correctly)."""
+    """An image file cannot be decoded (correctly); ``reason`` says why, without the file name."""
+
+    reason: str = ""
+
+
+def _bad(message: str, reason: str) -> BadImageError:
+    error = BadImageError(message)
+    error.reason = reason
+    return error
 
 
 def _refuse(path, why: str) -> BadImageError:
-    return BadImageError(
-        f"Cannot decode image {path} correctly: {why}. Convert it to an 8-bit RGB or grayscale "
-        "PNG/JPEG (or 16-bit grayscale PNG), or remove it from the folder."
-    )
+    return _bad(f"Cannot decode image {path} correctly: {why}. Convert it to an 8-bit RGB or grayscale "
+                "PNG/JPEG (or 16-bit grayscale PNG), or remove it from the folder.", f"unsupported: {why}")
+
+
+def _reason(path, exc: BaseException) -> str:
+    """Why PIL refused ``path`` (``exc``), in a few words: the text a skipped file is listed with."""
+    if isinstance(exc, (Image.DecompressionBombError, Image.DecompressionBombWarning)):
+        return (f"too many pixels, refused as a possible decompression bomb ({exc}; the limit is "
+                f"PIL.Image.MAX_IMAGE_PIXELS = {Image.MAX_IMAGE_PIXELS}: raise it only for a file you trust)")
+    if isinstance(exc, PermissionError):
+        return f"unreadable: {exc.strerror or exc}"
+    if isinstance(exc, FileNotFoundError):
+        return "missing: the file (or the file a symlink points to) does not exist"
+    try:
+        if os.path.getsize(path) == 0:
+            return "empty file (0 bytes)"
+    except OSError:
+        pass
+    if isinstance(exc, UnidentifiedImageError):
+        return "not an image: its content is in no image format PIL reads"
+    if isinstance(exc, (OSError, SyntaxError, ValueError)):
+        return f"corrupt: {exc}"
+    return f"corrupt: {type(exc).__name__}: {exc}"
 
 
 def _sixteen_bit_to_8(array: np.ndarray) -> np.ndarray:
@@ -149,68 +183,142 @@ def _upright(img: Image.Image, path) -> Image.Image:
         return img
 
 
-def decode_image(path: str | Path, short_side: int | None = 256) -> torch.Tensor:
-    """Decode any image to a uint8 RGB tensor (3, H, W) with the right pixel values, upright.
+def read_image(path: str | Path, short_side: int | None = 256
+               ) -> tuple[torch.Tensor, tuple[int, int], str]:
+    """(pixels, original (width, height), PIL mode as stored) of one image file, or :class:`BadImageError`.
 
-    See the module docstring for how each PIL mode is converted (16-bit scaled,
-    transparency on white, EXIF orientation applied) and what is refused.
-    The shorter side is shrunk to ``short_side`` (never enlarged); JPEGs are
-    decoded at reduced scale directly (``Image.draft``), which is much faster.
+    The one rule of the course's image reading: any file PIL refuses -- empty, not an image,
+    a broken structure (PIL's ``verify``), truncated (the full decode), unreadable, more pixels than
+    ``PIL.Image.MAX_IMAGE_PIXELS`` (``DecompressionBombError``, and ``DecompressionBombWarning``
+    taken as a refusal too), a mode with no faithful conversion -- raises :class:`BadImageError`
+    naming the file, with the short reason in ``.reason``. The pixels are :func:`decode_image`'s.
     """
     try:
-        with Image.open(path) as img:
-            if short_side and img.format == "JPEG":
-                img.draft("RGB" if img.mode == "RGB" else None, (short_side, short_side))
-            img.load()  # the full decode: a truncated file fails here
-            img = _to_rgb(_upright(img, path), path)
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            with Image.open(path) as img:  # the cheap check of the file's structure first
+                img.verify()
+            with Image.open(path) as img:
+                size, mode = img.size, img.mode
+                if short_side and img.format == "JPEG":
+                    img.draft("RGB" if img.mode == "RGB" else None, (short_side, short_side))
+                img.load()  # the full decode: a truncated file fails here
+                img = _to_rgb(_upright(img, path), path)
     except BadImageError:
         raise
-    except (OSError, UnidentifiedImageError, SyntaxError, ValueError) as exc:
-        raise BadImageError(
-            f"Cannot read image {path}: {exc}. Replace or delete this file "
-            f"(or re-fetch the dataset with {FETCH_COMMAND})."
-        ) from exc
+    except Exception as exc:  # anything PIL refuses, for any reason
+        why = _reason(path, exc)
+        raise _bad(f"Cannot read image {path}: {why}. Replace or delete this file "
+                   f"(or re-fetch the dataset with {FETCH_COMMAND}).", why) from exc
     if short_side and min(img.size) > short_side:
         scale = short_side / min(img.size)
         img = img.resize((max(1, round(img.width * scale)), max(1, round(img.height * scale))),
                          Image.BILINEAR, reducing_gap=2.0)
-    return F.pil_to_tensor(img)
+    return F.pil_to_tensor(img), tuple(size), mode
 
 
-def scan_folder(root: Path) -> tuple[list[str], list[tuple[Path, int]], list[str]]:
-    """Classes, (file, label) samples and skipped files: torchvision's own ImageFolder discovery
-    (``find_classes``, ``make_dataset``), so the order and the extension rule are ImageFolder's."""
+def decode_image(path: str | Path, short_side: int | None = 256) -> torch.Tensor:
+    """Decode any image to a uint8 RGB tensor (3, H, W) with the right pixel values, upright.
+
+    See the module docstring for how each PIL mode is converted (16-bit scaled,
+    transparency on white, EXIF orientation applied) and what is refused
+    (:class:`BadImageError`, see :func:`read_image`).
+    The shorter side is shrunk to ``short_side`` (never enlarged); JPEGs are
+    decoded at reduced scale directly (``Image.draft``), which is much faster.
+    """
+    return read_image(path, short_side)[0]
+
+
+def scan_folder(root: Path, allow_empty: bool = False
+                ) -> tuple[list[str], list[tuple[Path, int]], list[tuple[Path, str]]]:
+    """Classes, (file, label) samples and (skipped path, why): torchvision's own ImageFolder discovery
+    (``find_classes``, ``make_dataset``), so the order and the extension rule are ImageFolder's.
+
+    Files without an image extension are skipped (ImageFolder skips them too), and a class folder
+    that is a broken symlink is skipped and listed, never dropped silently. A class folder with no
+    image is an error unless ``allow_empty``.
+    """
+    root = Path(root)
     if not root.is_dir():
         raise CourseError(f"Image folder {root} does not exist.")
+    skipped: list[tuple[Path, str]] = [
+        (root / entry.name, f"class folder is a broken symlink (to {os.readlink(entry.path)})")
+        for entry in sorted(os.scandir(root), key=lambda e: e.name)
+        if entry.is_symlink() and not os.path.exists(entry.path)]
     try:
         classes, class_to_idx = find_classes(root)
     except FileNotFoundError:
-        raise CourseError(f"No class folders in {root}: expected {root}/<class name>/<images>.") from None
-    skipped: list[str] = []
+        broken = f" ({len(skipped)} broken symlink(s): {[str(p) for p, _ in skipped]})" if skipped else ""
+        raise CourseError(f"No class folders in {root}{broken}: give a folder with one sub-folder per class "
+                          f"({root}/<class name>/<images>).") from None
 
     def is_image(path: str) -> bool:
         if has_file_allowed_extension(path, IMG_EXTENSIONS):
             return True
-        skipped.append(f"{path} (not an image type ImageFolder reads)")
+        skipped.append((Path(path), f"not an image type (extension {Path(path).suffix or 'none'}): "
+                                    "ImageFolder does not read it"))
         return False
 
     samples = [(Path(p), label) for p, label in
                make_dataset(root, class_to_idx, is_valid_file=is_image, allow_empty=True)]
     found = {label for _, label in samples}
     empty = [name for label, name in enumerate(classes) if label not in found]
-    if empty:
+    if empty and not allow_empty:
         raise CourseError(f"Class folder {root / empty[0]} holds no images: add some or remove it.")
     return classes, samples, skipped
 
 
-class CachedImageFolder(Dataset):
+def decode_folder(samples: list[tuple[Path, int]], short_side: int | None = 256, strict: bool = False,
+                  root: Path | None = None) -> dict:
+    """:func:`read_image` of every sample: ``images``, ``targets``, ``sizes``, ``modes`` of the readable
+    ones, and ``bad``: (path, reason) of each file PIL refused (relative to ``root`` when given).
+
+    ``strict`` raises the first :class:`BadImageError` instead of skipping the file.
+    """
+    out: dict = {"images": [], "targets": [], "sizes": [], "modes": [], "bad": []}
+    for path, label in samples:
+        try:
+            pixels, size, mode = read_image(path, short_side)
+        except BadImageError as exc:
+            if strict:
+                raise
+            out["bad"].append((str(path.relative_to(root) if root else path), exc.reason or str(exc)))
+            continue
+        out["images"].append(pixels)
+        out["targets"].append(label)
+        out["sizes"].append(size)
+        out["modes"].append(mode)
+    return out
+
+
+def warn_skipped(root: Path, skipped: list[str], stacklevel: int = 3) -> None:
+    """One warning naming every skipped file of ``root`` and why (nothing when none was skipped)."""
+    if skipped:
+        warnings.warn(f"{root}: skipped {len(skipped)} file(s): " + "; ".join(skipped), stacklevel=stacklevel)
+
+
+class ImageList(Dataset):
+    """Decoded uint8 images and their labels; ``transform`` runs on every access."""
+
+    def __init__(self, images: list[torch.Tensor], targets: list[int], transform: Callable | None = None) -> None:
+        self.images, self.targets, self.transform = images, list(targets), transform
+
+    def __len__(self) -> int:
+        return len(self.images)
+
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, int]:
+        image = self.images[index]
+        return (self.transform(image) if self.transform else image), self.targets[index]
+
+
+class CachedImageFolder(ImageList):
     """An ImageFolder whose images are decoded once and kept as uint8 tensors.
 
     Args:
         root: folder with one sub-folder per class.
         transform: applied to the uint8 tensor on every access (augmentation lives here).
         short_side: decode size; 256 suits 224-pixel crops.
-        strict: raise on an undecodable image; otherwise skip it with a warning.
+        strict: raise on an undecodable image; otherwise skip it with a warning (:func:`read_image`).
         num_classes: if given, the number of class folders that must be there.
         disk_cache: keep decoded tensors in the course's disk cache (:mod:`tlcourse.infra.cache`),
             keyed by the folder's files (names, sizes, times) and the decoder's version.
@@ -219,24 +327,24 @@ class CachedImageFolder(Dataset):
     def __init__(self, root: str | Path, transform: Callable | None = None,
                  short_side: int | None = 256, strict: bool = False,
                  num_classes: int | None = None, disk_cache: bool = True) -> None:
-        self.root, self.transform = Path(root), transform
-        self.classes, samples, self.skipped = scan_folder(self.root)
+        self.root = Path(root)
+        self.classes, samples, skipped = scan_folder(self.root)
+        self.skipped = [f"{path} ({why})" for path, why in skipped]
         if num_classes is not None and num_classes != len(self.classes):
             raise CourseError(
                 f"Expected {num_classes} classes but {self.root} has {len(self.classes)}: "
                 f"{self.classes}. Fix the folder or the class count."
             )
-        self.images, self.targets = self._load(samples, short_side, strict, disk_cache)
+        images, targets = self._load(samples, short_side, strict, disk_cache)
+        super().__init__(images, targets, transform)
         self.samples = [(p, t) for p, t in samples if str(p) not in self._bad]
-        if self.skipped:
-            warnings.warn(f"{self.root}: skipped {len(self.skipped)} file(s): " + "; ".join(self.skipped),
-                          stacklevel=2)
+        warn_skipped(self.root, self.skipped)
 
     def _load(self, samples, short_side, strict, disk_cache):
         files = [(str(path.relative_to(self.root)), label) for path, label in samples]
         entry = cache.Entry("images", {"files": files, "short_side": short_side},
                             data=[self.root], version=DECODER_VERSION, name=self.root.name)
-        build = lambda: self._decode_all(samples, short_side, strict)  # noqa: E731
+        build = lambda: decode_folder(samples, short_side, strict, root=self.root)  # noqa: E731
         data = entry.get_or_build(build) if disk_cache else build()
         if strict and data["bad"]:  # read from a cache built without strict
             rel, why = data["bad"][0]
@@ -244,26 +352,6 @@ class CachedImageFolder(Dataset):
         self._bad = {str(self.root / rel) for rel, _ in data["bad"]}
         self.skipped += [f"{self.root / rel} (cannot be decoded: {why})" for rel, why in data["bad"]]
         return data["images"], data["targets"]
-
-    def _decode_all(self, samples, short_side, strict) -> dict:
-        """Decode every sample; the undecodable ones are listed (relative path, reason) in ``bad``."""
-        images, targets, bad = [], [], []
-        for path, label in samples:
-            try:
-                images.append(decode_image(path, short_side))
-                targets.append(label)
-            except BadImageError as exc:
-                if strict:
-                    raise
-                bad.append((str(path.relative_to(self.root)), str(exc.__cause__ or exc)))
-        return {"images": images, "targets": targets, "bad": bad}
-
-    def __len__(self) -> int:
-        return len(self.images)
-
-    def __getitem__(self, index: int) -> tuple[torch.Tensor, int]:
-        image = self.images[index]
-        return (self.transform(image) if self.transform else image), self.targets[index]
 
 
 def hymenoptera(split: str, transform: Callable | None = None, **kwargs) -> CachedImageFolder:

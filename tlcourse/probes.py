@@ -18,6 +18,8 @@ from typing import TYPE_CHECKING
 import torch
 from torch import nn
 
+from . import training
+from .training import accuracy  # noqa: F401 (probes.accuracy(head, feats, labels): the course's one accuracy)
 from .errors import check_range
 from .threads import limit_threads
 
@@ -44,18 +46,15 @@ def fit_logreg(train: FeatureSet, C: float = 1.0) -> "LogisticRegression":
         return LogisticRegression(C=C, max_iter=5000).fit(train[0].numpy(), train[1].numpy())
 
 
-@torch.inference_mode()
 def predict_labels(head: "nn.Module | LogisticRegression", feats: torch.Tensor) -> torch.Tensor:
-    """Predicted class of every row, for a PyTorch head or a scikit-learn classifier."""
+    """Predicted class of every row, for a PyTorch head or a scikit-learn classifier.
+
+    A PyTorch head goes through :func:`tlcourse.training.predict` (eval mode, one batch, float32).
+    """
     if isinstance(head, nn.Module):
-        head.eval()
-        return head(feats).argmax(1)
+        no_labels = torch.zeros(len(feats), dtype=torch.long)
+        return training.predict(head, [(feats, no_labels)], mixed_precision=False)[0].argmax(1)
     return torch.as_tensor(head.predict(feats.numpy()))
-
-
-def accuracy(head: "nn.Module | LogisticRegression", feats: torch.Tensor, labels: torch.Tensor) -> float:
-    """Fraction of rows classified correctly."""
-    return float((predict_labels(head, feats) == labels).float().mean())
 
 
 def few_shot_accuracy(train: FeatureSet, val: FeatureSet, per_class: int, draws: int = 5,

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import copy
 import time
+from contextlib import nullcontext
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterable, Mapping
@@ -209,18 +210,54 @@ def run_epoch(model: nn.Module, loader: Iterable, loss_fn: Callable, device: tor
 
 
 @torch.inference_mode()
-def predict(model: nn.Module, loader: Iterable, device: torch.device | None = None
-            ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Logits and labels for a whole loader, in order."""
-    device = device or next(model.parameters()).device
+def predict(model: nn.Module, loader: Iterable, device: torch.device | None = None, *,
+            mixed_precision: bool = True) -> tuple[torch.Tensor, torch.Tensor]:
+    """Logits (float32) and labels for a whole loader, in order, on the CPU (eval mode).
+
+    ``device``: where the batches go (default: the model's; the CPU for a model without weights).
+    ``mixed_precision=False`` runs the forward passes in float32 even where :func:`autocast`
+    would use bfloat16/float16 (on CUDA), for helpers that must match a plain float32 loop.
+    """
+    device = device or next((p.device for p in model.parameters()), torch.device("cpu"))
     model.eval()
     outs, labels = [], []
     for batch in loader:
         inputs, y = split_batch(_to(batch, device))
-        with autocast(device):
+        with autocast(device) if mixed_precision else nullcontext():
             outs.append(forward(model, inputs).float().cpu())
         labels.append(y.cpu())
     return torch.cat(outs), torch.cat(labels)
+
+
+def accuracy(model: Any, data: Any, labels: torch.Tensor | None = None, *, device: torch.device | None = None,
+             mixed_precision: bool | None = None) -> float:
+    """Share of examples whose predicted class is their label: the one accuracy of the course.
+
+    * ``accuracy(model, loader)``: a model on a loader of ``(inputs, labels)`` batches, through
+      :func:`predict` (eval mode; mixed precision where :func:`autocast` uses it).
+    * ``accuracy(head, feats, labels)``: a head on one table of features (``probes.accuracy``,
+      lessons 01, 04, 07): a PyTorch head through :func:`predict` in float32, or a fitted
+      scikit-learn classifier through its ``predict``.
+
+    ``mixed_precision`` overrides the default of each form. The share is a float32 mean, as
+    ``(pred == y).float().mean()`` written out in a lesson's cell.
+
+    >>> net = nn.Linear(2, 2, bias=False)
+    >>> _ = net.weight.data.copy_(torch.eye(2))
+    >>> x, y = torch.tensor([[1.0, 0.0], [0.0, 1.0]]), torch.tensor([0, 0])
+    >>> accuracy(net, [(x, y)]), accuracy(net, x, y)
+    (0.5, 0.5)
+    """
+    if labels is None:
+        amp = True if mixed_precision is None else mixed_precision
+        logits, labels = predict(model, data, device, mixed_precision=amp)
+        pred = logits.argmax(1)
+    elif isinstance(model, nn.Module):
+        amp = False if mixed_precision is None else mixed_precision
+        pred = predict(model, [(data, labels)], device, mixed_precision=amp)[0].argmax(1)
+    else:  # a fitted scikit-learn classifier
+        pred = torch.as_tensor(model.predict(data.numpy()))
+    return float((pred == labels.cpu()).float().mean())
 
 
 # --------------------------------------------------------------------------- checkpoints

@@ -54,8 +54,8 @@ def imports_in(tree: ast.AST, here: str | None, known: set[str]) -> set[str]:
     ``here`` is the dotted name of the module ``tree`` is (relative imports resolve against it), or
     None for code outside the package (a notebook cell).
 
-    >>> sorted(imports_in(ast.parse("from ..infra import cache\nfrom .. import plots"), "labs.x",
-    ...                   {"infra.cache", "plots"}))
+    >>> code = ast.parse("from ..infra import cache; from .. import plots")
+    >>> sorted(imports_in(code, "labs.x", {"infra.cache", "plots"}))
     ['infra.cache', 'plots']
     """
     package = here.split(".")[:-1] if here else []

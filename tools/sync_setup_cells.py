@@ -54,7 +54,10 @@ SETUP = """\
 # Platform set-up: on Colab or Kaggle this installs the course and fetches this lesson's data (a few
 # minutes, once per session; the quick profile on a CPU runtime, full on a GPU). On Binder it prints a
 # tip; on your own machine it does nothing. Written by tools/sync_setup_cells.py: edit it there.
-import importlib, importlib.util, os, subprocess, sys
+import importlib.util
+import os
+import subprocess
+import sys
 
 hosted = "google.colab" in sys.modules or "KAGGLE_KERNEL_RUN_TYPE" in os.environ
 if hosted and importlib.util.find_spec("tlcourse") is None:

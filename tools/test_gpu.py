@@ -48,7 +48,7 @@ PROBE = "TLCOURSE_GPU_PROBE "
 PROBE_CELL = f"""\
 # appended by tools/test_gpu.py: where did this lesson's work run?
 import json as _json, torch as _torch
-from tlcourse import device as _device
+from tlcourse.infra import device as _device
 print({PROBE!r} + _json.dumps({{
     "cuda": _torch.cuda.is_available(),
     "peak_gpu_mb": _torch.cuda.max_memory_allocated() / 2**20 if _torch.cuda.is_available() else 0.0,

@@ -75,7 +75,6 @@ Example:
 from __future__ import annotations
 
 import copy
-import hashlib
 import json
 import math
 import time
@@ -420,16 +419,6 @@ def finetune_run(spec: "BackboneSpec", train: tuple[torch.Tensor, torch.Tensor],
     return train_steps(model, groups, train, test, recipe.steps_for(len(train[1])), recipe.batch_size, device)
 
 
-def run_key(**settings) -> str:
-    """A short, stable hash of a run's settings: its file name in the results cache.
-
-    >>> run_key(a=1, b="x") == run_key(b="x", a=1)
-    True
-    """
-    text = json.dumps(settings, sort_keys=True, default=str)
-    return hashlib.sha256(text.encode()).hexdigest()[:20]
-
-
 def results_dir() -> Path:
     """``<cache>/guide-measured``: one JSON file per finished run."""
     path = config.cache_dir() / "guide-measured"
@@ -438,13 +427,20 @@ def results_dir() -> Path:
 
 
 def _run_entry(task: Task, per_class: int, strategy: str, seed: int, recipe: Recipe, spec: "BackboneSpec"):
-    """The run's :class:`tlcourse.infra.cache.Entry` (a JSON file in :func:`results_dir`)."""
+    """The run's :class:`tlcourse.infra.cache.Entry` (a JSON file in :func:`results_dir`).
+
+    Keyed like every cache of the course: the settings, and the fingerprint of the data the run reads
+    (the task's dataset folder, and the pretrained weights unless it trains from scratch), so a
+    changed data file is noticed.
+    """
     from ..infra import cache
+    from ..infra.registry import DATASETS
 
     settings = dict(task=asdict(task), per_class=per_class, strategy=strategy, seed=seed,
-                    recipe=recipe.settings(strategy), backbone=spec.name, data_root=str(config.data_root()),
-                    version=VERSION)
-    return cache.Entry(results_dir().name, settings, suffix=".json", name="run", version=VERSION)
+                    recipe=recipe.settings(strategy), backbone=spec.name, version=VERSION)
+    data = [DATASETS[task.dataset].path(),
+            *features.weights_files(spec, pretrained=strategy != "from scratch")]
+    return cache.Entry(results_dir().name, settings, suffix=".json", data=data, name="run", version=VERSION)
 
 
 def _run_path(task: Task, per_class: int, strategy: str, seed: int, recipe: Recipe, spec: "BackboneSpec") -> Path:
@@ -1038,9 +1034,7 @@ class HeadTrial:
                 optimizer.zero_grad()
                 nn.functional.cross_entropy(head(x[idx]), y[idx]).backward()
                 optimizer.step()
-        with torch.no_grad():
-            hold, test = ((head(fx).argmax(1) == fy).float().mean().item() for fx, fy in (self.holdout, self.test))
-        return hold, test
+        return probes.accuracy(head, *self.holdout), probes.accuracy(head, *self.test)
 
 
 def search_split(train: FeatureSet, per_class: int, seed: int = 0) -> tuple[FeatureSet, FeatureSet]:

@@ -29,6 +29,7 @@ import copy
 import hashlib
 import json
 import math
+from pathlib import Path
 from typing import Callable, Iterator, Mapping, Sequence
 
 import matplotlib.pyplot as plt
@@ -515,37 +516,42 @@ def train_mixed(frozen: nn.Module, tail: nn.Module, pictures: Sequence[torch.Ten
     return net
 
 
-@torch.no_grad()
 def head_accuracy(net: nn.Module, x: torch.Tensor, y: torch.Tensor, batch_size: int = 256) -> float:
-    """Accuracy of a tail on stored frozen-part outputs ``x`` (eval mode).
+    """Accuracy of a tail on stored frozen-part outputs ``x`` (eval mode, float32, like lesson 05's cell).
+
+    :func:`tlcourse.training.accuracy` on batches of ``batch_size``.
 
     >>> head_accuracy(nn.Identity(), torch.tensor([[1.0, 0.0], [0.0, 1.0]]), torch.tensor([0, 0]))
     0.5
     """
-    net.eval()
-    preds = torch.cat([net(x[i:i + batch_size]).argmax(1) for i in range(0, len(x), batch_size)])
-    return float((preds == y).float().mean())
+    batches = [(x[i:i + batch_size], y[i:i + batch_size]) for i in range(0, len(x), batch_size)]
+    return training.accuracy(net, batches, mixed_precision=False)
 
 
 def mixing_runs(frozen: nn.Module, tail: nn.Module, pictures: Sequence[torch.Tensor], targets: Sequence[int],
                 val_x: torch.Tensor, val_y: torch.Tensor, arms: Mapping[str, tuple[Callable, Callable | None]],
                 per_class: int, seeds: Sequence[int], epochs: int, lr: float = 0.01, batch_size: int = 16,
                 name: str = "mixing", key: str = "", use_cache: bool = True,
-                progress: bool = True) -> pd.DataFrame:
+                progress: bool = True, data: Sequence[str | Path] | None = None) -> pd.DataFrame:
     """:func:`train_mixed` for every arm ``{name: (transform, mix or None)}`` and seed; one row per run.
 
     Each seed draws its own subset of ``per_class`` pictures per class (the same one for every
     arm) and its own head; ``val_acc`` is measured on the stored frozen-part outputs ``val_x``.
     Results are cached as JSON under a hash of ``key`` (say which backbone and image size),
-    the arms' ``repr`` and the settings; the columns match :meth:`AugmentLab.run`, so
-    :func:`summarize` and :func:`paired_gains` read them.
+    the arms' ``repr``, the settings and the fingerprint of the ``data`` the pictures and
+    ``val_x`` come from (default: hymenoptera's train and val folders in the data root), like
+    every cache of the course: a changed data file is noticed. The columns match
+    :meth:`AugmentLab.run`, so :func:`summarize` and :func:`paired_gains` read them.
     """
     settings = dict(per_class=per_class, seeds=list(seeds), epochs=epochs, lr=lr, batch_size=batch_size,
-                    n=len(pictures), val=len(val_y), key=key, data=str(config.data_root()), version=1,
+                    n=len(pictures), val=len(val_y), key=key, version=1,
                     arms={k: repr(v) for k, v in arms.items()})
     from ..infra import cache
+    from ..infra.registry import DATASETS
 
-    entry = cache.Entry("augment", settings, suffix=".json", version=2, name=name)
+    if data is None:
+        data = [DATASETS["hymenoptera"].path() / split for split in ("train", "val")]
+    entry = cache.Entry("augment", settings, suffix=".json", data=data, version=3, name=name)
     return pd.DataFrame(entry.get_or_build(
         lambda: _mixing_runs(frozen, tail, pictures, targets, val_x, val_y, arms, per_class, seeds, epochs,
                              lr, batch_size, name, progress, settings), use_cache=use_cache)["rows"])

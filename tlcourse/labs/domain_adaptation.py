@@ -59,7 +59,6 @@ Example:
 """
 from __future__ import annotations
 
-import copy
 import math
 import time
 from typing import Any, Callable, Iterable, Sequence
@@ -69,7 +68,7 @@ import torch
 import torch.nn.functional as F
 from matplotlib.figure import Figure
 from torch import nn
-from .. import plots
+from .. import plots, training
 from ..infra.device import autocast, optimizer_step, pick_device, seed_everything
 from ..training import History
 from dataclasses import dataclass, field
@@ -216,26 +215,32 @@ def _device_of(model: nn.Module) -> torch.device:
     return next(model.parameters()).device
 
 
-@torch.inference_mode()
+def _labelled_batches(x: torch.Tensor, y: torch.Tensor | None, batch_size: int) -> list[Data]:
+    """``(x, y)`` in consecutive batches of ``batch_size`` (``y=None``: placeholder labels)."""
+    y = torch.zeros(len(x), dtype=torch.long) if y is None else y
+    return [(x[i:i + batch_size], y[i:i + batch_size]) for i in range(0, len(x), batch_size)]
+
+
 def predict_digits(model: nn.Module, x: torch.Tensor, batch_size: int = 1000) -> torch.Tensor:
-    """Predicted digits for images ``x`` (eval mode, on the model's device), on the CPU."""
-    model.eval()
-    device = _device_of(model)
-    out = []
-    for i in range(0, len(x), batch_size):
-        with autocast(device):
-            out.append(model(x[i:i + batch_size].to(device)).argmax(1).cpu())
-    return torch.cat(out) if out else torch.zeros(0, dtype=torch.long)
+    """Predicted digits for images ``x`` (eval mode, on the model's device), on the CPU.
+
+    :func:`tlcourse.training.predict` on batches of ``batch_size``, then argmax.
+    """
+    if len(x) == 0:
+        return torch.zeros(0, dtype=torch.long)
+    return training.predict(model, _labelled_batches(x, None, batch_size), _device_of(model))[0].argmax(1)
 
 
 def digit_accuracy(model: nn.Module, data: Data, batch_size: int = 1000) -> float:
-    """Share of ``data`` the model labels correctly (eval mode).
+    """Share of ``data`` the model labels correctly (eval mode): :func:`tlcourse.training.accuracy`.
 
     >>> digit_accuracy(DANN(), (torch.zeros(4, 3, 28, 28), torch.zeros(4, dtype=torch.long))) in (0.0, 1.0)
     True
     """
     x, y = data
-    return float((predict_digits(model, x, batch_size) == y.cpu()).float().mean())
+    if len(x) == 0:
+        return float("nan")  # an empty mean, as before
+    return training.accuracy(model, _labelled_batches(x, y, batch_size), device=_device_of(model))
 
 
 @torch.inference_mode()
@@ -556,11 +561,6 @@ def feature_maps(models: dict[str, DANN], source_x: torch.Tensor, source_y: torc
         _scatter(axes[1, col], xy, digits, f"{title}: by digit", 6)
     fig.tight_layout()
     return fig
-
-
-def clone(model: DANN) -> DANN:
-    """An independent copy (e.g. to keep a model before training it further)."""
-    return copy.deepcopy(model)
 
 
 # =========================================================================== _ds

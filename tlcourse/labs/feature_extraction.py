@@ -221,14 +221,11 @@ def imagenet_accuracy(model: nn.Module, images: Sequence[torch.Tensor], labels: 
     that really learned ImageNet scores well, and only with its own preprocessing.
     Images go through in batches of ``batch_size`` (little memory), on the model's device.
     """
-    model.eval()
-    device = next((p.device for p in model.parameters()), torch.device("cpu"))
     want = torch.as_tensor(class_ids)[torch.as_tensor(list(labels))]
-    hits = 0
-    for start in range(0, len(images), batch_size):
-        x = torch.stack([transform(img) for img in images[start:start + batch_size]]).to(device)
-        hits += int((model(x).argmax(1).cpu() == want[start:start + batch_size]).sum())
-    return hits / len(images)
+    batches = ((torch.stack([transform(img) for img in images[start:start + batch_size]]),
+                want[start:start + batch_size]) for start in range(0, len(images), batch_size))
+    logits, want = training.predict(model, batches, mixed_precision=False)  # float32, as the network was scored
+    return int((logits.argmax(1) == want).sum()) / len(images)  # an exact share (k of n)
 
 
 def as_table(rows: dict[str, dict[str, float]], first: str = "head", digits: int = 3) -> str:

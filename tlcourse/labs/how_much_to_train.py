@@ -1,22 +1,14 @@
-"""Fine-tuning runs that unfreeze a pretrained backbone: all of it, its last blocks, or gradually.
+"""Lesson 03's lab: how far fine-tuning moves each block, how big each block is, which blocks train.
 
-*Gradual unfreezing* (Howard & Ruder, ULMFiT, 2018) first trains only the
-new head, then thaws one more block of the backbone at a time, from the
-output end down. The random head has already settled when the pretrained
-layers start to move, so its large early gradients never reach (and
-scramble) the features that make transfer work.
-
-:class:`GradualUnfreezing` is a :func:`tlcourse.training.fit` callback that
-does this with :func:`tlcourse.backbones.freeze`; :func:`fine_tune` is lesson
-02's recipe (SGD with momentum, StepLR) in one call, with lesson 03's options.
-Lesson 03 (section 4) writes gradual unfreezing out as a plain loop and checks
-that :func:`fine_tune` gives the same history.
+The recipe itself (:func:`tlcourse.finetune.fine_tune`, gradual unfreezing as
+:class:`tlcourse.finetune.GradualUnfreezing`) is core; this module measures and draws what it does.
 
 Example:
-    >>> unfreeze_schedule(epochs=6, start=0, every=2, max_blocks=9)
-    [0, 0, 1, 1, 2, 2]
-    >>> lr_schedule(1e-3, epochs=9, step_size=7, gamma=0.1)[6:]
-    [0.001, 0.0001, 0.0001]
+    >>> from tlcourse import backbones
+    >>> spec = backbones.get_spec("efficientnet_lite0")
+    >>> net = backbones.build(spec, pretrained=False)
+    >>> block_drift(net, net, spec)[:3]
+    [0.0, 0.0, 0.0]
 """
 from __future__ import annotations
 

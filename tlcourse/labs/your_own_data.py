@@ -3,10 +3,11 @@
 Lesson 08 applies the decision guide (:mod:`tlcourse.guide`) to any ``root/<class>/<images>``
 folder. This module holds its scaffolding:
 
-* :func:`inspect_folder` lists the classes (``torchvision``'s ``find_classes``/``make_dataset``),
-  checks every file (PIL's ``verify`` + :func:`tlcourse.images.decode_image`) and keeps the
-  decoded pixels in the course's cache. Bad files (empty, not an image, corrupt, unreadable)
-  are **listed with the reason, never fatal**.
+* :func:`inspect_folder` reads the folder with the course's one image-folder reader
+  (:func:`tlcourse.images.scan_folder`: ``torchvision``'s ``find_classes``/``make_dataset``;
+  :func:`tlcourse.images.read_image`: PIL's ``verify`` + the full decode) and keeps the decoded
+  pixels in the course's cache. Bad files (empty, not an image, corrupt, unreadable, too many
+  pixels, a broken-symlink class folder) are **listed with the reason and a warning, never fatal**.
 * :func:`imbalance_warnings` says when classes are too small or too uneven.
 * :func:`similarity` is the guide's second axis, measured by a proxy: how much better a linear
   probe (scikit-learn ``LogisticRegression``, cross-validated) separates the classes on the
@@ -24,7 +25,10 @@ Example:
     ...     for i in range(3):
     ...         Image.new("RGB", (40, 30), (60 * i, 90, 0)).save(root / name / f"{i}.png")
     >>> _ = (root / "dogs" / "broken.jpg").write_text("not a picture")
-    >>> report = inspect_folder(root, use_cache=False)
+    >>> import warnings
+    >>> with warnings.catch_warnings():
+    ...     warnings.simplefilter("ignore")  # the warning names dogs/broken.jpg
+    ...     report = inspect_folder(root, use_cache=False)
     >>> report.classes, report.counts
     (['cats', 'dogs'], {'cats': 3, 'dogs': 3})
     >>> [(name, why.split(":")[0]) for name, why in report.skipped]
@@ -41,15 +45,12 @@ from typing import Callable, Sequence
 
 import numpy as np
 import torch
-from PIL import Image, UnidentifiedImageError
 from torch import nn
-from torch.utils.data import Dataset
-from torchvision.datasets.folder import IMG_EXTENSIONS, find_classes, has_file_allowed_extension, make_dataset
 
 from ..infra import cache
-from .. import config
+from .. import config, features
 from ..errors import CourseError
-from ..images import BadImageError, decode_image
+from ..images import ImageList, decode_folder, scan_folder, warn_skipped
 
 VERSION = 1
 """Bump when :func:`inspect_folder` or :func:`demo_folder` change what they produce."""
@@ -61,31 +62,6 @@ IMBALANCE_RATIO = 3.0
 
 
 # --------------------------------------------------------------------------- inspecting a folder
-def check_file(path: Path) -> str | None:
-    """Why ``path`` cannot be used as an image (``None`` when it can be opened as one).
-
-    Only the cheap checks: extension, size, permission, PIL's ``verify`` (headers and
-    structure). A truncated file passes ``verify`` and fails when decoded (:func:`inspect_folder`).
-
-    >>> check_file(Path("/no/such/file.txt"))
-    'not an image type (extension .txt)'
-    """
-    if not has_file_allowed_extension(path.name, IMG_EXTENSIONS):
-        return f"not an image type (extension {path.suffix or 'none'})"
-    try:
-        if path.stat().st_size == 0:
-            return "empty file (0 bytes)"
-        with Image.open(path) as img:
-            img.verify()
-    except PermissionError as exc:
-        return f"unreadable: {exc.strerror or exc}"
-    except UnidentifiedImageError:
-        return "not an image: its content is in no image format PIL reads"
-    except Exception as exc:  # a broken structure that verify() sees
-        return f"corrupt: {type(exc).__name__}: {exc}"
-    return None
-
-
 @dataclass
 class FolderReport:
     """What :func:`inspect_folder` found: the usable images (decoded) and the skipped files."""
@@ -127,57 +103,24 @@ class FolderReport:
         return ImageList([self.images[i] for i in idx], [self.targets[i] for i in idx], transform)
 
 
-class ImageList(Dataset):
-    """Decoded uint8 images and their labels; ``transform`` runs on every access."""
-
-    def __init__(self, images: list[torch.Tensor], targets: list[int], transform: Callable | None = None) -> None:
-        self.images, self.targets, self.transform = images, list(targets), transform
-
-    def __len__(self) -> int:
-        return len(self.images)
-
-    def __getitem__(self, i: int) -> tuple[torch.Tensor, int]:
-        return (self.transform(self.images[i]) if self.transform else self.images[i]), self.targets[i]
-
-
 def _scan(root: Path, short_side: int | None) -> dict:
-    try:
-        classes, class_to_idx = find_classes(str(root))
-    except FileNotFoundError as exc:  # no class sub-folders at all
-        raise CourseError(f"{exc}: give a folder with one sub-folder per class ({root}/<class>/<images>).") from exc
-    candidates = make_dataset(str(root), class_to_idx, IMG_EXTENSIONS, allow_empty=True)  # ImageFolder's list
-    listed = {path for path, _ in candidates}
-    found: dict = {"classes": classes, "files": [], "targets": [], "images": [], "sizes": [], "modes": [],
-                   "skipped": [(str(p.relative_to(root)), check_file(p) or "not listed by ImageFolder")
-                               for name in classes for p in sorted((root / name).rglob("*"))
-                               if p.is_file() and str(p) not in listed]}
-    for file, label in candidates:
-        path = Path(file)
-        why = check_file(path)
-        if why is None:
-            try:  # the header gives size and mode; the full decode catches truncated files
-                with Image.open(path) as img:
-                    size, mode = img.size, img.mode
-                pixels = decode_image(path, short_side)
-            except (BadImageError, OSError) as exc:
-                why = f"corrupt: {exc.__cause__ or exc}"
-        if why is not None:
-            found["skipped"].append((str(path.relative_to(root)), why))
-            continue
-        found["files"].append(str(path.relative_to(root)))
-        found["targets"].append(label)
-        found["images"].append(pixels)
-        found["sizes"].append(tuple(size))
-        found["modes"].append(mode)
-    found["skipped"].sort()
-    return found
+    """The folder read by :mod:`tlcourse.images`' one reader, in :class:`FolderReport`'s fields."""
+    classes, samples, skipped = scan_folder(root, allow_empty=True)
+    found = decode_folder(samples, short_side, root=root)
+    ok = [(path, label) for path, label in samples
+          if str(path.relative_to(root)) not in {rel for rel, _ in found["bad"]}]
+    return {"classes": classes, "files": [str(path.relative_to(root)) for path, _ in ok],
+            "targets": found["targets"], "images": found["images"], "sizes": found["sizes"],
+            "modes": found["modes"],
+            "skipped": sorted([(str(path.relative_to(root)), why) for path, why in skipped] + found["bad"])}
 
 
 def inspect_folder(root: str | Path, short_side: int | None = 256, use_cache: bool = True) -> FolderReport:
     """Every class, usable image and skipped file of ``root/<class>/<images>``.
 
     Classes are the sub-folders, in ``ImageFolder``'s order; a file that cannot be used is
-    listed in ``skipped`` with the reason, and the lesson goes on without it. The decoded
+    listed in ``skipped`` with the reason (and named in a warning), and the lesson goes on without
+    it: the rule of :func:`tlcourse.images.read_image`. The decoded
     images (short side shrunk to ``short_side``) are kept in the course's cache, keyed by the
     folder's files (names, sizes, times), so a second call on an unchanged folder is instant.
     """
@@ -187,6 +130,7 @@ def inspect_folder(root: str | Path, short_side: int | None = 256, use_cache: bo
     entry = cache.Entry("own_images", {"short_side": short_side}, data=[root], version=VERSION,
                         name=root.name)
     found = entry.get_or_build(lambda: _scan(root, short_side), use_cache=use_cache)
+    warn_skipped(root, [f"{name} ({why})" for name, why in found["skipped"]])
     return FolderReport(root=root, classes=list(found["classes"]), files=list(found["files"]),
                         targets=list(found["targets"]), images=list(found["images"]),
                         sizes=[tuple(s) for s in found["sizes"]], modes=list(found["modes"]),
@@ -290,20 +234,19 @@ def features_every_depth(report: FolderReport, indices: Sequence[int], spec, siz
                          pretrained: bool) -> tuple[dict[int, torch.Tensor], torch.Tensor]:
     """Pooled features after every block of the backbone (random weights: seed 0), cached."""
     from .. import backbones, transforms
-    from ..features import weights_files
-    from ..features import features_by_depth
 
     def build() -> dict:
         if not pretrained:
             torch.manual_seed(0)
         model = backbones.build(spec, pretrained=pretrained)
         data = report.dataset(indices, transforms.eval_transform(spec, size))
-        by_depth, labels = features_by_depth(model, spec, data, progress=False)
+        by_depth, labels = features.features_by_depth(model, spec, data, progress=False)
         return {"features": {str(d): f for d, f in by_depth.items()}, "labels": labels}
 
     settings = dict(backbone=spec.name, arch=spec.arch, pretrained=pretrained, size=size,
                     files=[report.files[i] for i in indices])
-    data = cache.cached("own_images", settings, build, data=[report.root, *weights_files(spec, pretrained)],
+    data = cache.cached("own_images", settings, build,
+                        data=[report.root, *features.weights_files(spec, pretrained)],
                         version=VERSION, name=f"{report.root.name}-features-{spec.name}")
     return {int(d): f for d, f in data["features"].items()}, data["labels"]
 
@@ -408,7 +351,7 @@ def run_strategy(report: FolderReport, train_idx: Sequence[int], test_idx: Seque
     """
     from torch.utils.data import DataLoader
 
-    from .. import features, finetune, training, transforms
+    from .. import finetune, training, transforms
     from ..guide import STRATEGIES
 
     if strategy not in STRATEGIES:
