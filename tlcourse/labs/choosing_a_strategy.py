@@ -1,4 +1,8 @@
-"""The lesson-00 decision guide, measured: strategy x target-data size x similarity to the source.
+"""Lesson 07's lab: the decision guide measured, backbones compared, hyperparameters searched.
+
+The decision guide, measured
+----------------------------
+Strategy x target-data size x similarity to the source.
 
 :func:`run_strategies` trains fixed features, lower-layer features, partial and
 full fine-tuning and training from scratch for several numbers of labelled
@@ -34,7 +38,9 @@ Example:
     >>> Recipe().tuned("full fine-tune", 3e-4).knob("full fine-tune")  # the pretrained layers' rate
     0.0003
 
-Choosing a pretrained backbone: accuracy, parameters, size on disk and speed, measured here.
+Choosing a pretrained backbone
+------------------------------
+Accuracy, parameters, size on disk and speed, measured here.
 
 Four numbers decide between backbones. Only the first needs the pretrained
 weights; the other three depend on the architecture (and the machine) alone,
@@ -50,7 +56,9 @@ Example:
     >>> images_per_second(net, size=32, batch=2, repeats=1) > 0
     True
 
-Hyperparameter search on a small budget: grid vs random, scored on a holdout, never on the test set.
+Hyperparameter search on a small budget
+---------------------------------------
+Grid vs random, scored on a holdout, never on the test set.
 
 Lesson 07 writes the search loop out in its own cell with scikit-learn's
 ``ParameterGrid`` and ``ParameterSampler``; this module repeats it for the
