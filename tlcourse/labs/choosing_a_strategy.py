@@ -319,7 +319,10 @@ def frozen_pass(model: nn.Module, spec: "BackboneSpec", x: torch.Tensor, cut: in
     """One pass of the pretrained network over ``x``: pooled features after every block, and the
     feature maps after the first ``cut`` blocks (the input of a partial fine-tune).
 
-    ``pooled[d]`` equals what ``backbones.truncate(model, spec, d)`` outputs.
+    ``pooled[d]`` equals what ``backbones.truncate(model, spec, d)`` outputs, as in
+    :func:`tlcourse.features.features_by_depth`; this pass differs in what it must also keep: the
+    maps at ``cut`` (which the partial fine-tune trains on) from the same forward pass, over a
+    tensor of images already in memory rather than a Dataset.
 
     >>> spec = backbones.get_spec("efficientnet_lite0")
     >>> net = backbones.build(spec, pretrained=False)
