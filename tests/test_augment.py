@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import random
 
 import pandas as pd
 import pytest
@@ -325,3 +326,67 @@ def test_training_without_per_epoch_validation_gives_the_same_last_accuracy():
     last = augment.train(bank, labels, 4, seed=3, val_every_epoch=False)
     assert last.val_acc == [full.val_acc[-1]]
     assert last.train_loss == pytest.approx(full.train_loss, rel=1e-5)  # same steps (float noise only)
+
+
+def _written_out_train_mixed(frozen, tail, pictures, labels, transform, epochs, lr, mix, batch_size, seed):
+    """Lesson 05's cell (and train_mixed before it went through fit), statement for statement."""
+    import copy
+
+    torch.manual_seed(seed)
+    net = copy.deepcopy(tail)
+    head = net[-1] if isinstance(net, nn.Sequential) else net
+    head.reset_parameters()
+    loss_fn = nn.CrossEntropyLoss()
+    optimizer = torch.optim.SGD([p for p in net.parameters() if p.requires_grad], lr=lr, momentum=0.9)
+    frozen.eval()
+    for _ in range(epochs):
+        net.train()
+        for batch in torch.randperm(len(labels)).split(batch_size):
+            x = torch.stack([transform(pictures[i]) for i in batch])
+            y = labels[batch]
+            if mix is not None:
+                x, y = mix(x, y)
+            with torch.no_grad():
+                h = frozen(x)
+            loss = loss_fn(net(h), y)
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+    return net
+
+
+@pytest.mark.parametrize("mix", [None, v2.RandomChoice([v2.MixUp(num_classes=2), v2.CutMix(num_classes=2)])])
+def test_train_mixed_through_fit_is_the_written_out_loop(mix):
+    pics, labels = _toy_pictures(10)
+    tail = nn.Sequential(nn.Linear(3 * 8 * 8, 4), nn.ReLU(), nn.Linear(4, 2))
+    tf = v2.Compose([v2.RandomHorizontalFlip(), v2.RandomErasing(), v2.ToDtype(torch.float32, scale=True)])
+    torch.manual_seed(7)
+    a = lab.train_mixed(nn.Flatten(), tail, pics, labels, tf, 3, 0.05, mix, batch_size=4, seed=3)
+    after_a = torch.get_rng_state()
+    torch.manual_seed(7)
+    b = _written_out_train_mixed(nn.Flatten(), tail, pics, labels, tf, 3, 0.05, mix, 4, 3)
+    assert all(torch.equal(x, y) for x, y in zip(a.state_dict().values(), b.state_dict().values()))
+    assert torch.equal(after_a, torch.get_rng_state())  # the same draws, in the same order
+
+
+def test_mixed_batches_run_the_frozen_part_in_eval_mode_without_gradients():
+    frozen = nn.Sequential(nn.Flatten(), nn.Dropout(0.5))
+    frozen.train()
+    pics, labels = _toy_pictures(6)
+    batches = lab.MixedBatches(frozen, pics, labels, v2.ToDtype(torch.float32, scale=True), batch_size=4)
+    with torch.enable_grad():
+        out = list(batches)
+    assert len(batches) == 2 and [len(y) for _, y in out] == [4, 2]
+    assert not frozen.training and not any(h.requires_grad for h, _ in out)
+    flat = torch.stack([v2.ToDtype(torch.float32, scale=True)(p) for p in pics]).flatten(1)
+    assert all(any(torch.equal(r, f) for f in flat) for h, _ in out for r in h)  # dropout off: unchanged rows
+
+
+@pytest.mark.parametrize("fn", ["draw", "mix_batch"])
+def test_draws_leave_every_generator_as_it_was(fn):
+    random_state = (random.getstate(), torch.get_rng_state())
+    if fn == "draw":
+        lab.draw(v2.RandomRotation(30), picture(), 3, seed=2)
+    else:
+        lab.mix_batch(torch.zeros(4, 3, 8, 8, dtype=torch.uint8), torch.tensor([0, 1, 0, 1]), seed=2)
+    assert random.getstate() == random_state[0] and torch.equal(random_state[1], torch.get_rng_state())

@@ -290,3 +290,31 @@ def test_mixing_runs_cold_equal_warm():
                                       key="test", progress=False)
     df, _ = cold_then_warm(run)
     assert len(df) == 2
+
+
+# --------------------------------------------------------------------------- atomic_write
+def test_atomic_write_creates_replaces_and_leaves_no_temporary_file(tmp_path):
+    target = tmp_path / "a" / "b" / "x.pt"
+    cache.atomic_write(target, lambda f: torch.save({"w": torch.ones(3)}, f))
+    cache.atomic_write(target, lambda f: torch.save({"w": torch.zeros(3)}, f))
+    assert torch.equal(torch.load(target, weights_only=True)["w"], torch.zeros(3))
+    assert [p.name for p in target.parent.iterdir()] == ["x.pt"]
+
+
+def test_atomic_write_that_fails_keeps_the_old_file(tmp_path):
+    target = tmp_path / "x.txt"
+    cache.atomic_write(target, lambda f: f.write(b"old"))
+
+    def half(f):
+        f.write(b"half a fi")
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        cache.atomic_write(target, half)
+    assert target.read_bytes() == b"old" and [p.name for p in tmp_path.iterdir()] == ["x.txt"]
+
+
+def test_atomic_write_gives_the_permissions_of_a_plain_open(tmp_path):
+    cache.atomic_write(tmp_path / "atomic", lambda f: f.write(b"1"))
+    (tmp_path / "plain").write_bytes(b"1")
+    assert (tmp_path / "atomic").stat().st_mode == (tmp_path / "plain").stat().st_mode

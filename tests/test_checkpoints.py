@@ -75,3 +75,11 @@ def test_fit_under_ddp_writes_checkpoints_a_plain_model_loads(tmp_path, one_proc
     opt2 = torch.optim.SGD(again.parameters(), lr=0.1)
     h = training.fit(again, loader, loader, opt2, 3, checkpoint_dir=tmp_path, resume=True, progress=False)
     assert h.epochs == 3
+
+
+def test_save_checkpoint_is_atomic_and_leaves_no_temporary_file(tmp_path):
+    path = tmp_path / "run" / "last.pt"
+    training.save_checkpoint(path, model=small_net().state_dict(), epoch=1)
+    training.save_checkpoint(path, model=small_net().state_dict(), epoch=2)
+    assert training.load_checkpoint(path)["epoch"] == 2
+    assert [p.name for p in path.parent.iterdir()] == ["last.pt"]

@@ -219,3 +219,30 @@ def test_metrics_stay_on_the_device_until_the_epoch_ends(host_reads):
         loss, acc = training.run_epoch(model, loader, nn.CrossEntropyLoss(), torch.device("cpu"), opt, progress=False)
         counts.append(sorted(reads))
     assert counts[0] == counts[1] and "cpu" not in counts[0] and len(counts[0]) <= 5, counts  # the sums, once
+
+
+def test_val_only_after_the_last_epoch_trains_the_same():
+    def go(**kw):  # a val set of plain batches: a pass over it draws no random numbers (a DataLoader does)
+        training.seed_everything(0)
+        train, val = problem()
+        model, opt = model_and_opt()
+        return training.fit(model, train, list(val), opt, 6, progress=False, **kw)
+
+    every, last = go(), go(val_every_epoch=False)
+    assert last.train_loss == every.train_loss and last.train_acc == every.train_acc
+    assert last.val_acc == every.val_acc[-1:] and last.val_loss == every.val_loss[-1:]
+    assert last.best_epoch == 5 and last.best_val_acc == every.val_acc[-1] and last.epochs == 6
+
+
+def test_fit_without_a_val_loader_only_trains():
+    training.seed_everything(0)
+    train, _ = problem()
+    model, opt = model_and_opt()
+    h = training.fit(model, train, None, opt, 3, progress=False, restore_best=False)
+    assert len(h.train_loss) == 3 and h.val_acc == [] and h.best_epoch == -1
+    with pytest.raises(ValueError, match="restore_best"):
+        training.fit(model, train, None, opt, 1, progress=False)
+    with pytest.raises(ValueError, match="patience"):
+        training.fit(model, train, None, opt, 1, progress=False, restore_best=False, patience=2)
+    with pytest.raises(ValueError, match="patience"):
+        training.fit(model, train, train, opt, 1, progress=False, val_every_epoch=False, patience=2)

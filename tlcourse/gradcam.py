@@ -26,13 +26,12 @@ from __future__ import annotations
 
 from typing import Sequence
 
-import matplotlib.pyplot as plt
-import numpy as np
 import torch
 import torch.nn.functional as F
 from matplotlib.figure import Figure
 from torch import nn
 
+from . import plots
 from .backbones import BackboneSpec
 
 
@@ -110,23 +109,17 @@ def overlay(image: torch.Tensor, heat: torch.Tensor | None, ax=None, alpha: floa
             title: str = "") -> Figure:
     """Draw ``heat`` (H, W) in [0, 1] over ``image`` (3, H, W; uint8 or float in [0, 1]).
 
-    ``heat=None`` draws the image alone.
+    ``heat=None`` draws the image alone (:func:`tlcourse.plots.show_image` draws both).
     """
-    if ax is None:
-        _, ax = plt.subplots(figsize=(3, 3))
-    img = image.detach().cpu()
-    img = img.float() / 255 if img.dtype == torch.uint8 else img.float()
-    ax.imshow(img.permute(1, 2, 0).clamp(0, 1).numpy())
-    if heat is not None:
-        ax.imshow(heat.detach().cpu().numpy(), cmap="jet", alpha=alpha, vmin=0, vmax=1)
-    ax.set_title(title, fontsize=8)
-    ax.axis("off")
-    return ax.figure
+    return plots.show_image(image, ax, heat=heat, alpha=alpha, title=title)
 
 
 def show_grad_cam(images: torch.Tensor, heats: torch.Tensor, titles: Sequence[str] | None = None,
                   ncols: int = 6, size: float = 2.2, title: str = "") -> Figure:
     """A grid of images, each shown plain (top) and with its heat map (bottom).
+
+    Drawn by :func:`tlcourse.plots.show_images`: per row of ``ncols`` images, a row of the plain
+    images (with their titles) and under it a row of the same images with their heat maps.
 
     >>> fig = show_grad_cam(torch.rand(2, 3, 8, 8), torch.rand(2, 8, 8), ["a", "b"])
     >>> len(fig.axes), sum(len(ax.images) for ax in fig.axes)
@@ -134,15 +127,11 @@ def show_grad_cam(images: torch.Tensor, heats: torch.Tensor, titles: Sequence[st
     """
     n = len(images)
     ncols = min(n, ncols)
-    nrows = int(np.ceil(n / ncols))
-    fig, axes = plt.subplots(2 * nrows, ncols, figsize=(size * ncols, 2 * size * nrows), squeeze=False)
-    for ax in axes.flat:
-        ax.axis("off")
-    for i in range(n):
-        row, col = 2 * (i // ncols), i % ncols
-        overlay(images[i], None, axes[row, col], title=titles[i] if titles is not None else "")
-        overlay(images[i], heats[i], axes[row + 1, col])
-    if title:
-        fig.suptitle(title)
-    fig.tight_layout()
-    return fig
+    cells: list[tuple[torch.Tensor | None, torch.Tensor | None, str]] = []
+    for start in range(0, n, ncols):
+        row = range(start, min(start + ncols, n))
+        empty = [(None, None, "")] * (ncols - len(row))
+        cells += [(images[i], None, titles[i] if titles is not None else "") for i in row] + empty
+        cells += [(images[i], heats[i], "") for i in row] + empty
+    shown, heat_maps, names = zip(*cells)
+    return plots.show_images(shown, names, ncols=ncols, size=size, title=title, heats=heat_maps)

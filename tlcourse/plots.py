@@ -24,25 +24,55 @@ from matplotlib.figure import Figure
 from .training import History
 
 
+#: One panel of :func:`plot_curves`: its ``Axes.set`` settings (title, labels, ylim) and its curves,
+#: each ``(metric, format, plot kwargs)``; ``label=True`` in the kwargs labels that curve with the run's name.
+CurvePanel = tuple[dict[str, Any], Sequence[tuple[str, str, dict[str, Any]]]]
+
+
+def plot_curves(histories: Mapping[str, History] | History, panels: Sequence[CurvePanel], fig: Figure | None = None,
+                title: str = "", figsize: tuple[float, float] = (10, 3.5)) -> Figure:
+    """Per-epoch curves, one panel per entry of ``panels``, one colour per run; legend on the last panel.
+
+    The one way the course draws training curves: :func:`plot_history` (``fit``) and lesson 06's
+    ``plot_dann_history`` only choose their panels. A metric is looked up with ``History.metric``.
+
+    >>> h = History(train_loss=[1.0, 0.5], extra={"domain_acc": [0.9, 0.6]})
+    >>> fig = plot_curves(h, [({"title": "loss"}, [("train_loss", "-o", {"label": True})]),
+    ...                       ({"title": "domain"}, [("domain_acc", "-", {})])])
+    >>> [ax.get_title() for ax in fig.axes]
+    ['loss', 'domain']
+    """
+    if isinstance(histories, History):
+        histories = {"run": histories}
+    fig = fig or plt.figure(figsize=figsize)
+    fig.clear()
+    axes = np.atleast_1d(fig.subplots(1, len(panels)))
+    for i, (name, h) in enumerate(histories.items()):
+        for ax, (_, curves) in zip(axes, panels):
+            for key, fmt, kwargs in curves:
+                values = h.metric(key)
+                style = {**kwargs, "label": name} if kwargs.get("label") is True else kwargs
+                ax.plot(np.arange(1, len(values) + 1), values, fmt, color=f"C{i}", **style)
+    for ax, (settings, _) in zip(axes, panels):
+        ax.set(xlabel="epoch", **settings)
+    axes[-1].legend(loc="lower right", fontsize=8)
+    return finish(fig, title)
+
+
 def plot_history(histories: Mapping[str, History] | History, fig: Figure | None = None,
                  title: str = "") -> Figure:
     """Loss and accuracy per epoch, train dashed and val solid, one colour per run."""
-    if isinstance(histories, History):
-        histories = {"run": histories}
-    fig = fig or plt.figure(figsize=(10, 3.5))
-    fig.clear()
-    ax_loss, ax_acc = fig.subplots(1, 2)
-    for i, (name, h) in enumerate(histories.items()):
-        colour = f"C{i}"
-        epochs = np.arange(1, len(h.train_loss) + 1)
-        ax_loss.plot(epochs, h.train_loss, "--", color=colour, alpha=0.7)
-        ax_loss.plot(epochs, h.val_loss, "-", color=colour, label=name)
-        ax_acc.plot(epochs, h.train_acc, "--", color=colour, alpha=0.7)
-        ax_acc.plot(epochs, h.val_acc, "-o", color=colour, ms=3, label=name)
-    ax_loss.set(xlabel="epoch", ylabel="loss", title="loss (dashed: train, solid: val)")
-    ax_acc.set(xlabel="epoch", ylabel="accuracy", title="accuracy (dashed: train, solid: val)",
-               ylim=(0, 1.02))
-    ax_acc.legend(loc="lower right", fontsize=8)
+    train, val = ("--", {"alpha": 0.7}), {"label": True}
+    return plot_curves(histories, [
+        ({"ylabel": "loss", "title": "loss (dashed: train, solid: val)"},
+         [("train_loss", *train), ("val_loss", "-", val)]),
+        ({"ylabel": "accuracy", "title": "accuracy (dashed: train, solid: val)", "ylim": (0, 1.02)},
+         [("train_acc", *train), ("val_acc", "-o", {"ms": 3, **val})]),
+    ], fig, title)
+
+
+def finish(fig: Figure, title: str = "") -> Figure:
+    """The last step of every multi-panel picture: the figure's title (if any), then a tight layout."""
     if title:
         fig.suptitle(title)
     fig.tight_layout()
@@ -79,9 +109,41 @@ class LiveCurves:
             self.handle.update(self.fig)
 
 
-def show_images(images: torch.Tensor | Sequence[torch.Tensor], titles: Sequence[str] | None = None,
-                ncols: int = 8, size: float = 1.8, title: str = "") -> Figure:
-    """A grid of images: uint8 or float [0, 1] tensors (C, H, W)."""
+def show_image(image: torch.Tensor, ax=None, heat: torch.Tensor | None = None, alpha: float = 0.45,
+               title: str = "", size: float = 3.0) -> Figure:
+    """One image (C, H, W; uint8 or float in [0, 1]; one channel in grey), axis off.
+
+    ``heat`` (H, W) in [0, 1], if given, is laid over it as a heat map (Grad-CAM's overlay).
+
+    >>> len(show_image(torch.rand(3, 8, 8), heat=torch.rand(8, 8)).axes[0].images)
+    2
+    """
+    if ax is None:
+        _, ax = plt.subplots(figsize=(size, size))
+    img = image.detach().cpu()
+    img = img.float() / 255 if img.dtype == torch.uint8 else img.float()
+    ax.imshow(img.permute(1, 2, 0).clamp(0, 1).squeeze().numpy(), cmap="gray" if img.shape[0] == 1 else None)
+    if heat is not None:
+        ax.imshow(heat.detach().cpu().numpy(), cmap="jet", alpha=alpha, vmin=0, vmax=1)
+    if title:
+        ax.set_title(title, fontsize=8)
+    ax.axis("off")
+    return ax.figure
+
+
+def show_images(images: torch.Tensor | Sequence[torch.Tensor | None], titles: Sequence[str] | None = None,
+                ncols: int = 8, size: float = 1.8, title: str = "",
+                heats: Sequence[torch.Tensor | None] | torch.Tensor | None = None, alpha: float = 0.45) -> Figure:
+    """A grid of images (:func:`show_image`), row by row: uint8 or float [0, 1] tensors (C, H, W).
+
+    ``titles``: one per image; ``heats``: one heat map (H, W) or None per image, laid over it;
+    a ``None`` image leaves its cell empty. Every axis is off.
+
+    >>> fig = show_images([torch.rand(3, 8, 8), None, torch.rand(1, 8, 8)], ["a", "", "c"], ncols=2,
+    ...                   heats=[torch.rand(8, 8), None, None])
+    >>> len(fig.axes), [len(ax.images) for ax in fig.axes]
+    (4, [2, 0, 1, 0])
+    """
     n = len(images)
     nrows = max(1, int(np.ceil(n / ncols)))
     fig, axes = plt.subplots(nrows, min(n, ncols), figsize=(size * min(n, ncols), size * nrows),
@@ -89,17 +151,10 @@ def show_images(images: torch.Tensor | Sequence[torch.Tensor], titles: Sequence[
     for ax in axes.flat:
         ax.axis("off")
     for i, img in enumerate(images):
-        img = img.detach().cpu()
-        img = img.float() / 255 if img.dtype == torch.uint8 else img.float()
-        ax = axes.flat[i]
-        ax.imshow(img.permute(1, 2, 0).clamp(0, 1).squeeze().numpy(),
-                  cmap="gray" if img.shape[0] == 1 else None)
-        if titles is not None:
-            ax.set_title(titles[i], fontsize=8)
-    if title:
-        fig.suptitle(title)
-    fig.tight_layout()
-    return fig
+        if img is not None:
+            show_image(img, axes.flat[i], heat=None if heats is None else heats[i], alpha=alpha,
+                       title=titles[i] if titles is not None else "")
+    return finish(fig, title)
 
 
 def confusion_matrix(y_true, y_pred, classes: Sequence[str], ax=None, title: str = "") -> Figure:

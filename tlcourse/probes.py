@@ -16,10 +16,9 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 import torch
-from torch import nn
 
-from . import training
-from .training import accuracy  # noqa: F401 (probes.accuracy(head, feats, labels): the course's one accuracy)
+# The course's one accuracy and prediction, re-exported for the probe's callers (lessons 01, 04, 07):
+from .training import accuracy, predict_labels  # noqa: F401
 from .errors import check_range
 from .threads import limit_threads
 
@@ -44,17 +43,6 @@ def fit_logreg(train: FeatureSet, C: float = 1.0) -> "LogisticRegression":
     C = check_range("C", C, 1e-6, 1e6)
     with limit_threads(1):
         return LogisticRegression(C=C, max_iter=5000).fit(train[0].numpy(), train[1].numpy())
-
-
-def predict_labels(head: "nn.Module | LogisticRegression", feats: torch.Tensor) -> torch.Tensor:
-    """Predicted class of every row, for a PyTorch head or a scikit-learn classifier.
-
-    A PyTorch head goes through :func:`tlcourse.training.predict` (eval mode, one batch, float32).
-    """
-    if isinstance(head, nn.Module):
-        no_labels = torch.zeros(len(feats), dtype=torch.long)
-        return training.predict(head, [(feats, no_labels)], mixed_precision=False)[0].argmax(1)
-    return torch.as_tensor(head.predict(feats.numpy()))
 
 
 def few_shot_accuracy(train: FeatureSet, val: FeatureSet, per_class: int, draws: int = 5,

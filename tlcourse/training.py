@@ -33,6 +33,7 @@ from tqdm.auto import tqdm
 
 from .infra.device import (PRECISIONS, amp_dtype, autocast, grad_scaler, optimizer_step,  # noqa: F401 (re-exported)
                            pick_device, seed_everything)
+from .infra.cache import atomic_write
 from .infra.distributed import all_sum, is_main
 from .errors import CourseError
 
@@ -252,24 +253,31 @@ def accuracy(model: Any, data: Any, labels: torch.Tensor | None = None, *, devic
         amp = True if mixed_precision is None else mixed_precision
         logits, labels = predict(model, data, device, mixed_precision=amp)
         pred = logits.argmax(1)
-    elif isinstance(model, nn.Module):
-        amp = False if mixed_precision is None else mixed_precision
-        pred = predict(model, [(data, labels)], device, mixed_precision=amp)[0].argmax(1)
-    else:  # a fitted scikit-learn classifier
-        pred = torch.as_tensor(model.predict(data.numpy()))
+    else:
+        pred = predict_labels(model, data, device=device, mixed_precision=bool(mixed_precision))
     return float((pred == labels.cpu()).float().mean())
+
+
+def predict_labels(head: Any, feats: torch.Tensor, *, device: torch.device | None = None,
+                   mixed_precision: bool = False) -> torch.Tensor:
+    """Predicted class of every row of ``feats``: a PyTorch head through :func:`predict` (float32
+    unless asked), or a fitted scikit-learn classifier through its ``predict``.
+
+    >>> predict_labels(nn.Identity(), torch.tensor([[0.2, 0.8], [0.9, 0.1]])).tolist()
+    [1, 0]
+    """
+    if isinstance(head, nn.Module):
+        no_labels = torch.zeros(len(feats), dtype=torch.long)
+        return predict(head, [(feats, no_labels)], device, mixed_precision=mixed_precision)[0].argmax(1)
+    return torch.as_tensor(head.predict(feats.numpy()))
 
 
 # --------------------------------------------------------------------------- checkpoints
 def save_checkpoint(path: str | Path, **state: Any) -> None:
-    """Write ``state`` atomically: an interrupted save never leaves a half file."""
+    """Write ``state`` atomically (:func:`tlcourse.infra.cache.atomic_write`): never a half file."""
     if not is_main():  # one writer when several processes train together
         return
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    torch.save(state, tmp)
-    tmp.replace(path)
+    atomic_write(path, lambda f: torch.save(state, f))
 
 
 def load_checkpoint(path: str | Path) -> dict[str, Any]:
@@ -328,13 +336,13 @@ def load_weights(model: nn.Module, path: str | Path) -> nn.Module:
 
 
 # --------------------------------------------------------------------------- fit
-def fit(model: nn.Module, train_loader: Iterable, val_loader: Iterable,
+def fit(model: nn.Module, train_loader: Iterable, val_loader: Iterable | None,
         optimizer: torch.optim.Optimizer, epochs: int, *,
         loss_fn: Callable | None = None, scheduler: Any = None, step_scheduler: Any = None,
         clip_norm: float | None = None, patience: int | None = None, checkpoint_dir: str | Path | None = None,
         resume: bool = False, device: torch.device | None = None,
         callbacks: Iterable[Callable[[History], None]] = (), progress: bool = True,
-        restore_best: bool = True) -> History:
+        restore_best: bool = True, val_every_epoch: bool = True) -> History:
     """Train for ``epochs`` with train and val phases; return the :class:`History`.
 
     Generalises lesson 02's hand-written ``train_model`` (section 2, "The classic recipe,
@@ -355,9 +363,18 @@ def fit(model: nn.Module, train_loader: Iterable, val_loader: Iterable,
         resume: continue from ``checkpoint_dir/last.pt`` if it exists.
         callbacks: called with the history after each epoch (live plots).
         restore_best: end with the best epoch's weights in ``model``.
+        val_every_epoch: False runs the val phase only after the last epoch (its val lists then
+            hold one value). The training is the same only if a pass over ``val_loader`` draws
+            no random numbers: a DataLoader draws a seed from the global RNG at every pass.
+            ``val_loader=None`` runs no val phase at all (train only: no ``restore_best``,
+            no ``patience``). Lesson 05's helpers use both (:mod:`tlcourse.labs.data_augmentation`).
     """
     if epochs < 1:
         raise ValueError(f"epochs must be at least 1, got {epochs}")
+    if patience is not None and (val_loader is None or not val_every_epoch):
+        raise ValueError("patience needs a val phase after every epoch (a val_loader, val_every_epoch=True)")
+    if restore_best and val_loader is None:
+        raise ValueError("restore_best needs a val_loader: pass restore_best=False to train without one")
     device = device or pick_device()
     model.to(device)
     loss_fn = loss_fn or nn.CrossEntropyLoss()
@@ -388,7 +405,9 @@ def fit(model: nn.Module, train_loader: Iterable, val_loader: Iterable,
             tr = run_epoch(model, train_loader, loss_fn, device, optimizer, f"epoch {epoch + 1} train", progress,
                            step_scheduler=step_scheduler, clip_norm=clip_norm)
             train_time = time.perf_counter() - t0
-            va = run_epoch(model, val_loader, loss_fn, device, None, f"epoch {epoch + 1} val", progress)
+            va = (None, None)
+            if val_loader is not None and (val_every_epoch or epoch == epochs - 1):
+                va = run_epoch(model, val_loader, loss_fn, device, None, f"epoch {epoch + 1} val", progress)
             lr = optimizer.param_groups[0]["lr"]
             if scheduler is not None:
                 scheduler.step()

@@ -49,11 +49,11 @@ import json
 import os
 import random
 import re
-import tempfile
+import uuid
 import warnings
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Callable, Iterable, Iterator, Mapping, TypeVar
+from typing import Any, BinaryIO, Callable, Iterable, Iterator, Mapping, TypeVar
 
 import numpy as np
 import torch
@@ -143,6 +143,47 @@ def rng_neutral(seed: int | None = 0) -> Iterator[None]:
         np.random.set_state(np_state)
 
 
+# --------------------------------------------------------------------------- atomic files
+def atomic_write(path: str | Path, write: Callable[[BinaryIO], Any]) -> None:
+    """Create or replace the file ``path`` atomically: ``write(f)`` fills a binary file ``f``.
+
+    ``f`` is a new temporary file in the same folder (created with the permissions a plain
+    ``open(path, "wb")`` gives); once ``write`` returns it is flushed to disk and moved onto
+    ``path`` with :func:`os.replace`. Readers therefore see the old file or the whole new
+    one, never half of one, even if the writer is interrupted; if ``write`` raises, ``path``
+    is left as it was and the temporary file is removed. Missing folders are created. The
+    one atomic write of the course: cache entries (:meth:`Entry.save`) and training
+    checkpoints (:func:`tlcourse.training.save_checkpoint`) go through it.
+
+    >>> import tempfile
+    >>> target = Path(tempfile.mkdtemp()) / "new" / "hello.txt"
+    >>> atomic_write(target, lambda f: f.write(b"hello"))
+    >>> target.read_text()
+    'hello'
+    >>> atomic_write(target, lambda f: torch.save({"w": torch.ones(2)}, f))
+    >>> torch.load(target, weights_only=True)
+    {'w': tensor([1., 1.])}
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    while True:  # a fresh private name; O_EXCL: never an existing file, mode 0o666 minus the umask
+        tmp = path.parent / f".{path.name}.{uuid.uuid4().hex[:12]}.tmp"
+        try:
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
+            break
+        except FileExistsError:
+            continue
+    try:
+        with os.fdopen(fd, "wb") as f:
+            write(f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)  # atomic: readers see all of the file or none of it
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
 # --------------------------------------------------------------------------- entries
 def _canonical(value: Any) -> Any:
     """``value`` as plain JSON data (paths and other objects by their ``str``)."""
@@ -200,23 +241,17 @@ class Entry:
         return self.load() is not MISSING
 
     def save(self, value: Any) -> None:
-        """Write ``value`` atomically: a private temporary file, then :func:`os.replace`."""
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=self.path.parent, prefix=f".{self.path.name}.", suffix=".tmp")
-        try:
-            with os.fdopen(fd, "wb") as f:
-                if self.suffix == ".json":
-                    if not isinstance(value, dict):
-                        raise TypeError(f"a JSON cache entry must be a dict, got {type(value).__name__}")
-                    f.write(json.dumps({**value, "_cache": self.meta}, indent=1).encode())
-                else:
-                    torch.save({"meta": self.meta, "value": value}, f)
-                f.flush()
-                os.fsync(f.fileno())
-            os.replace(tmp, self.path)  # atomic: readers see all of the entry or none of it
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        """Write ``value`` atomically (:func:`atomic_write`): readers see all of the entry or none of it."""
+        if self.suffix == ".json" and not isinstance(value, dict):
+            raise TypeError(f"a JSON cache entry must be a dict, got {type(value).__name__}")
+
+        def write(f: BinaryIO) -> None:
+            if self.suffix == ".json":
+                f.write(json.dumps({**value, "_cache": self.meta}, indent=1).encode())
+            else:
+                torch.save({"meta": self.meta, "value": value}, f)
+
+        atomic_write(self.path, write)
 
     @contextmanager
     def lock(self) -> Iterator[None]:

@@ -16,6 +16,7 @@ import torch
 from matplotlib.figure import Figure
 from torch import nn
 
+from .. import plots
 from ..errors import check_range
 from ..threads import limit_threads
 
@@ -112,6 +113,4 @@ def plot_joint(data: dict[str, tuple[torch.Tensor, torch.Tensor]], lam: float,
         axes[2].set(xscale="log", xlabel="λ", ylabel="test accuracy", ylim=(0.4, 1.0),
                     title="what λ trades")
         axes[2].legend(fontsize=8)
-    fig.suptitle(f"one classifier for both domains, trained on L_source + {lam:g}·L_target")
-    fig.tight_layout()
-    return fig
+    return plots.finish(fig, f"one classifier for both domains, trained on L_source + {lam:g}·L_target")

@@ -41,7 +41,8 @@ from torchvision.transforms import v2
 from tqdm.auto import tqdm
 
 from .. import backbones, config, features, images, training, transforms
-from ..infra.device import autocast, optimizer_step, pick_device, seed_everything
+from ..infra import cache
+from ..infra.device import autocast, pick_device, seed_everything
 from ..backbones import BackboneSpec
 
 ARMS = ("none", "classic", "policy")
@@ -196,8 +197,7 @@ def draw(transform: Callable, image: torch.Tensor, n: int, seed: int = 0) -> lis
     >>> all(torch.equal(x, y) for x, y in zip(a, b))
     True
     """
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
+    with cache.rng_neutral(seed):
         return [transform(image) for _ in range(n)]
 
 
@@ -240,8 +240,7 @@ def mix_batch(batch: torch.Tensor, labels: torch.Tensor, kind: str = "mixup", al
     if op is None:
         raise ValueError(f"kind must be 'mixup' or 'cutmix', got {kind!r}")
     x = batch.float() / 255 if batch.dtype == torch.uint8 else batch.float()
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
+    with cache.rng_neutral(seed):
         return op(alpha=alpha, num_classes=num_classes)(x, labels)
 
 
@@ -311,8 +310,7 @@ def view_bank(frozen: nn.Module, pictures: Sequence[torch.Tensor], transform: Ca
     if isinstance(frozen, nn.Module):
         frozen.to(device).eval()
     out = []
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
+    with cache.rng_neutral(seed):
         bar = tqdm(total=views * len(pictures), desc=desc, leave=False, disable=not progress)
         for _ in range(views):
             chunks = []
@@ -409,25 +407,19 @@ class AugmentLab:
 
         ``val_every_epoch=False`` measures the val set only after the last epoch (the experiment
         reports nothing else, and with trainable blocks the val pass costs more than training on
-        a few pictures); the training itself, and so the last val accuracy, is the same.
+        a few pictures). The two are not the same run: every pass over the val DataLoader draws
+        a seed from the global RNG, which moves the next epoch's shuffle, so the last val
+        accuracy differs between them (same seed, each repeatable). With ``callbacks`` the val
+        set is measured after every epoch (live curves need it).
         """
         seed_everything(seed)
         tail = trainable_tail(self.model, self.spec, self.trainable_blocks, len(self.classes))
         optimizer = torch.optim.SGD([p for p in tail.parameters() if p.requires_grad], lr=lr, momentum=0.9)
         val = features.feature_loader(self.val_x, self.val_y, batch_size=256, shuffle=False)
         loader = ViewLoader(bank, labels, batch_size)
-        if val_every_epoch or callbacks:
-            return training.fit(tail, loader, val, optimizer, epochs, device=self.device, progress=False,
-                                restore_best=False, callbacks=callbacks)
-        loss_fn, history = nn.CrossEntropyLoss(), training.History()
-        tail.to(self.device)
-        for _ in range(epochs):
-            loss, acc = training.run_epoch(tail, loader, loss_fn, self.device, optimizer, progress=False)
-            history.train_loss.append(loss), history.train_acc.append(acc)
-        val_loss, val_acc = training.run_epoch(tail, val, loss_fn, self.device, None, progress=False)
-        history.val_loss.append(val_loss), history.val_acc.append(val_acc)
-        history.best_val_acc, history.best_epoch = val_acc, epochs - 1
-        return history
+        return training.fit(tail, loader, val, optimizer, epochs, device=self.device, progress=False,
+                            restore_best=False, callbacks=callbacks,
+                            val_every_epoch=val_every_epoch or bool(callbacks))
 
     def settings_key(self, arms: Mapping[str, Callable], **settings) -> str:
         """A short hash of everything that decides the results (pipelines included, via their repr)."""
@@ -448,8 +440,6 @@ class AugmentLab:
         settings = dict(sizes=list(sizes), seeds=list(seeds), views=views, epochs=epochs, lr=lr,
                         batch_size=batch_size)
         # one cache module: keyed by settings + image folders, atomic, locked, RNG-neutral
-        from ..infra import cache
-
         entry = cache.Entry("augment", {"settings": self.settings_key(arms, **settings)}, suffix=".json",
                             data=[self.train_set.root, self.val_set.root], version=2, name=name)
         return pd.DataFrame(entry.get_or_build(lambda: self._experiment(arms, sizes, seeds, views, epochs, lr,
@@ -474,17 +464,54 @@ class AugmentLab:
 
 
 # --------------------------------------------------------------------------- MixUp / CutMix in a training step
+class MixedBatches:
+    """Lesson 05's training batches, one pass per ``iter()``: a shuffle, fresh views, an optional mix.
+
+    Every pass shuffles with the global RNG (``torch.randperm``), then for each batch draws a
+    new random view of each picture (``transform``), lets ``mix`` (e.g. ``v2.MixUp`` /
+    ``v2.CutMix``) mix the batch and turn the labels into class probabilities, and runs the
+    ``frozen`` blocks forward only (eval mode, no gradients). It yields
+    ``(frozen outputs, labels)``: a train loader for :func:`tlcourse.training.fit`.
+
+    >>> pics = [torch.full((3, 2, 2), i, dtype=torch.uint8) for i in range(3)]
+    >>> batches = MixedBatches(nn.Flatten(), pics, torch.tensor([0, 1, 0]), v2.ToDtype(torch.float32), 2)
+    >>> len(batches), [tuple(h.shape) for h, _ in batches]
+    (2, [(2, 12), (1, 12)])
+    """
+
+    def __init__(self, frozen: nn.Module, pictures: Sequence[torch.Tensor], labels: torch.Tensor,
+                 transform: Callable, batch_size: int = 16, mix: Callable | None = None) -> None:
+        self.frozen, self.pictures, self.labels = frozen, pictures, labels
+        self.transform, self.batch_size, self.mix = transform, batch_size, mix
+
+    def __len__(self) -> int:
+        return math.ceil(len(self.labels) / self.batch_size)
+
+    def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        self.frozen.eval()
+        for batch in torch.randperm(len(self.labels)).split(self.batch_size):
+            x = torch.stack([self.transform(self.pictures[i]) for i in batch])
+            y = self.labels[batch]
+            if self.mix is not None:
+                x, y = self.mix(x, y)
+            with torch.no_grad():
+                h = self.frozen(x)
+            yield h, y
+
+
 def train_mixed(frozen: nn.Module, tail: nn.Module, pictures: Sequence[torch.Tensor], labels: torch.Tensor,
                 transform: Callable, epochs: int, lr: float = 0.01, mix: Callable | None = None,
                 batch_size: int = 16, seed: int = 0) -> nn.Module:
     """Train a fresh copy of ``tail`` on augmented (and, with ``mix``, mixed) batches; return it.
 
-    The function that lesson 05 writes out in its "MixUp and CutMix in a training step" cell,
-    statement for statement, so that the same seed gives the same network (a check cell shows
-    it): every epoch draws a new random view of each picture (``transform``), ``mix`` (e.g.
-    ``v2.MixUp`` / ``v2.CutMix``) mixes the batch and turns the labels into class probabilities,
-    the ``frozen`` blocks run forward only, and only the tail (its last block(s) and a new head,
-    re-initialised from ``seed``) learns, with soft-target cross-entropy.
+    Lesson 05 writes this loop out in its "MixUp and CutMix in a training step" cell; here the
+    same steps run through :func:`tlcourse.training.fit` (train phase only, no val set), so
+    the same seed gives the same network (a check cell shows it): every epoch draws a new
+    random view of each picture (``transform``), ``mix`` (e.g. ``v2.MixUp`` / ``v2.CutMix``)
+    mixes the batch and turns the labels into class probabilities (:class:`MixedBatches`),
+    the ``frozen`` blocks run forward only, and only the tail (its last block(s) and a new
+    head, re-initialised from ``seed``) learns, with cross-entropy on the soft targets. It
+    runs where the tail's weights are (the CPU in the lesson), in float32 there.
 
     >>> frozen, tail = nn.Flatten(), nn.Linear(48, 2)
     >>> pics = [torch.randint(0, 255, (3, 4, 4), dtype=torch.uint8) for _ in range(4)]
@@ -498,21 +525,11 @@ def train_mixed(frozen: nn.Module, tail: nn.Module, pictures: Sequence[torch.Ten
     net = copy.deepcopy(tail)
     head = net[-1] if isinstance(net, nn.Sequential) else net
     head.reset_parameters()  # a new random head for every run
-    loss_fn = nn.CrossEntropyLoss()  # accepts class indices or class probabilities as targets
     optimizer = torch.optim.SGD([p for p in net.parameters() if p.requires_grad], lr=lr, momentum=0.9)
-    frozen.eval()
-    for _ in range(epochs):
-        net.train()
-        for batch in torch.randperm(len(labels)).split(batch_size):
-            x = torch.stack([transform(pictures[i]) for i in batch])
-            y = labels[batch]
-            if mix is not None:
-                x, y = mix(x, y)
-            with torch.no_grad():
-                h = frozen(x)
-            loss = loss_fn(net(h), y)
-            optimizer.zero_grad()
-            optimizer_step(loss, optimizer, x.device)  # backward + step (loss-scaled in float16)
+    device = next(net.parameters()).device
+    # nn.CrossEntropyLoss (fit's default) accepts class indices or class probabilities as targets
+    training.fit(net, MixedBatches(frozen, pictures, labels, transform, batch_size, mix), None, optimizer,
+                 epochs, device=device, progress=False, restore_best=False)
     return net
 
 
@@ -546,7 +563,6 @@ def mixing_runs(frozen: nn.Module, tail: nn.Module, pictures: Sequence[torch.Ten
     settings = dict(per_class=per_class, seeds=list(seeds), epochs=epochs, lr=lr, batch_size=batch_size,
                     n=len(pictures), val=len(val_y), key=key, version=1,
                     arms={k: repr(v) for k, v in arms.items()})
-    from ..infra import cache
     from ..infra.registry import DATASETS
 
     if data is None:

@@ -479,27 +479,12 @@ def plot_dann_history(histories: dict[str, History] | History, fig: Figure | Non
     >>> len(plot_dann_history({"a": h}).axes)
     4
     """
-    if isinstance(histories, History):
-        histories = {"run": histories}
-    fig = fig or plt.figure(figsize=(13, 3.2))
-    fig.clear()
-    axes = fig.subplots(1, 4)
-    panels = [("train_loss", "label loss (source)", None), ("domain_loss", "domain loss", None),
-              ("domain_acc", "domain accuracy (0.5 = can't tell)", (0.3, 1.02)),
-              ("val_acc", "accuracy on held-out target", (0, 1.02))]
-    for i, (name, h) in enumerate(histories.items()):
-        for ax, (key, _, _) in zip(axes, panels):
-            values = h.metric(key)
-            ax.plot(np.arange(1, len(values) + 1), values, "-o", ms=3, color=f"C{i}", label=name)
-    for ax, (_, label, ylim) in zip(axes, panels):
-        ax.set(xlabel="epoch", title=label)
-        if ylim:
-            ax.set_ylim(*ylim)
-    axes[2].axhline(0.5, color="grey", ls=":", lw=1)
-    axes[-1].legend(fontsize=8, loc="lower right")
-    if title:
-        fig.suptitle(title)
-    fig.tight_layout()
+    panels = [("train_loss", {"title": "label loss (source)"}), ("domain_loss", {"title": "domain loss"}),
+              ("domain_acc", {"title": "domain accuracy (0.5 = can't tell)", "ylim": (0.3, 1.02)}),
+              ("val_acc", {"title": "accuracy on held-out target", "ylim": (0, 1.02)})]
+    curves = [(settings, [(key, "-o", {"ms": 3, "label": True})]) for key, settings in panels]
+    fig = plots.plot_curves(histories, curves, fig, title, figsize=(13, 3.2))
+    fig.axes[2].axhline(0.5, color="grey", ls=":", lw=1)
     return fig
 
 
@@ -559,8 +544,7 @@ def feature_maps(models: dict[str, DANN], source_x: torch.Tensor, source_y: torc
         xy = plots.project_2d(feature_vectors(model, torch.cat([source_x, target_x])).numpy(), method)
         _scatter(axes[0, col], xy, domain, f"{title}: by domain ({method.upper()})", 6)
         _scatter(axes[1, col], xy, digits, f"{title}: by digit", 6)
-    fig.tight_layout()
-    return fig
+    return plots.finish(fig)
 
 
 # =========================================================================== _ds

@@ -293,7 +293,11 @@ def load_encoder(name: str | None = None, pretrained: bool = True, seed: int = 0
         if pretrained:
             return AutoModel.from_pretrained(where)
         cfg = AutoConfig.from_pretrained(where)
-        with torch.random.fork_rng(devices=[]):  # the same random network, global RNG untouched
+        # The same random network; the CPU generator is put back afterwards. Not cache.rng_neutral:
+        # torch.manual_seed also seeds the CUDA generators, which fork_rng(devices=[]) leaves seeded,
+        # and lesson 04 fine-tunes right after this (dropout on the GPU, no reseed in between), so
+        # restoring them as rng_neutral does would change the lesson's numbers on a GPU.
+        with torch.random.fork_rng(devices=[]):
             torch.manual_seed(seed)
             return AutoModel.from_config(cfg)
     except (OSError, ValueError) as exc:
