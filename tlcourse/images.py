@@ -72,18 +72,15 @@ DECODER_VERSION = 2
 class BadImageError(CourseError, ValueError):
     """An image file cannot be decoded (correctly); ``reason`` says why, without the file name."""
 
-    reason: str = ""
-
-
-def _bad(message: str, reason: str) -> BadImageError:
-    error = BadImageError(message)
-    error.reason = reason
-    return error
+    def __init__(self, message: str, reason: str = "") -> None:
+        super().__init__(message)
+        self.reason = reason
 
 
 def _refuse(path, why: str) -> BadImageError:
-    return _bad(f"Cannot decode image {path} correctly: {why}. Convert it to an 8-bit RGB or grayscale "
-                "PNG/JPEG (or 16-bit grayscale PNG), or remove it from the folder.", f"unsupported: {why}")
+    return BadImageError(f"Cannot decode image {path} correctly: {why}. Convert it to an 8-bit RGB or "
+                         "grayscale PNG/JPEG (or 16-bit grayscale PNG), or remove it from the folder.",
+                         f"unsupported: {why}")
 
 
 def _reason(path, exc: BaseException) -> str:
@@ -208,8 +205,8 @@ def read_image(path: str | Path, short_side: int | None = 256
         raise
     except Exception as exc:  # anything PIL refuses, for any reason
         why = _reason(path, exc)
-        raise _bad(f"Cannot read image {path}: {why}. Replace or delete this file "
-                   f"(or re-fetch the dataset with {FETCH_COMMAND}).", why) from exc
+        raise BadImageError(f"Cannot read image {path}: {why}. Replace or delete this file "
+                            f"(or re-fetch the dataset with {FETCH_COMMAND}).", why) from exc
     if short_side and min(img.size) > short_side:
         scale = short_side / min(img.size)
         img = img.resize((max(1, round(img.width * scale)), max(1, round(img.height * scale))),
