@@ -257,12 +257,12 @@ class TaskData:
 
 
 def _normalised(x: torch.Tensor, spec: "BackboneSpec", size: int) -> torch.Tensor:
-    """uint8 digits (N, 3, H, W) -> float, resized to ``size``, the backbone's mean/std."""
+    """uint8 digits (N, 3, H, W) -> float, resized to ``size``, the backbone's mean/std
+    (:func:`tlcourse.transforms.normalize`, which leaves an already-float tensor's scale alone)."""
     x = x.float() / 255
     if x.shape[-1] != size:
         x = nnf.interpolate(x, size=(size, size), mode="bilinear", antialias=True, align_corners=False)
-    mean, std = torch.tensor(spec.mean).view(1, 3, 1, 1), torch.tensor(spec.std).view(1, 3, 1, 1)
-    return (x - mean) / std
+    return transforms.normalize(spec)(x)
 
 
 def load_task(task: Task, spec: "BackboneSpec") -> TaskData:
