@@ -51,7 +51,7 @@ def test_wheel_in_a_fresh_venv_fetches_and_runs_lesson_00_core(tmp_path):
         meta = zf.read(next(n for n in names if n.endswith(".dist-info/METADATA"))).decode()
         entry_points = zf.read(next(n for n in names if n.endswith(".dist-info/entry_points.txt"))).decode()
     assert "tlcourse/infra/fetch.py" in names and any(n.startswith("tlcourse/infra/manifests/") for n in names)
-    assert re.search(r"^tlcourse-fetch\s*=\s*tlcourse\.fetch:run$", entry_points, re.M)
+    assert re.search(r"^tlcourse-fetch\s*=\s*tlcourse\.infra\.fetch:run$", entry_points, re.M)
     assert "License-Expression: MIT" in meta and "Requires-Dist: ipywidgets>=7.7" in meta
 
     python = make_overlay(tmp_path / "venv")
