@@ -3,6 +3,8 @@
 - **core** (``tlcourse/*.py``) never imports a lab;
 - **labs** (``tlcourse/labs/``) import core and infrastructure, never another lab;
 - **infrastructure** (``tlcourse/infra/``) never imports a lab; ``infra.device`` imports nothing;
+- **exercises** (``tlcourse/exercises/``, the graders of the "write the code" exercises) import core
+  and infrastructure, never a lab, and one lesson's graders never another's; nothing else imports them;
 - only ``widgets`` (and ``plots``, which draws them) import ipywidgets, so that a core computation
   such as ``guide.recommend`` never needs a widget library to refuse a bad value.
 
@@ -32,7 +34,7 @@ def import_graph(root: Path = PACKAGE) -> dict[str, set[str]]:
 
 
 def tier(name: str) -> str:
-    return "lab" if name.startswith("labs.") else "infra" if name.startswith("infra.") else "core"
+    return {"labs": "lab", "infra": "infra", "exercises": "exercise"}.get(name.split(".")[0], "core")
 
 
 def find_cycle(graph: dict[str, set[str]]) -> list[str] | None:
@@ -65,6 +67,13 @@ def leaks(graph: dict[str, set[str]]) -> list[str]:
                 found.append(f"{src} -> {dst} (only a lab's own lesson uses a lab)")
             elif tier(dst) == "lab" and tier(src) == "lab":
                 found.append(f"{src} -> {dst} (labs never import each other: move what both need to the core)")
+            elif tier(dst) == "exercise" and tier(src) != "exercise":
+                found.append(f"{src} -> {dst} (only a lesson's exercise cells use the graders)")
+            elif (tier(src) == tier(dst) == "exercise" and src != "exercises"
+                  and dst not in ("exercises.grading",)):
+                found.append(f"{src} -> {dst} (a lesson's graders import only exercises.grading)")
+            elif tier(src) == "exercise" and tier(dst) == "lab":
+                found.append(f"{src} -> {dst} (graders build their own small cases, never a lab's)")
     return found
 
 
@@ -95,7 +104,7 @@ def test_the_package_has_no_import_circle():
 
 def test_the_three_tiers_hold():
     graph = import_graph()
-    assert {tier(n) for n in graph} == {"core", "lab", "infra"}
+    assert {tier(n) for n in graph} == {"core", "lab", "infra", "exercise"}
     assert leaks(graph) == [], "\n".join(leaks(graph))
 
 

@@ -43,9 +43,17 @@ def _python(cell_source: str) -> str:
 
 
 def package_modules(root: Path = PACKAGE) -> dict[str, Path]:
-    """Every module of the package by dotted name below it: ``"training"``, ``"labs.concepts"``."""
-    return {".".join(p.relative_to(root).with_suffix("").parts): p
-            for p in root.rglob("*.py") if p.stem != "__init__"}
+    """Every module of the package by dotted name below it: ``"training"``, ``"labs.concepts"``; a
+    subpackage's ``__init__.py`` by the subpackage's name (``"exercises"``: a lesson imports it whole).
+    The package's own ``__init__.py`` is not in the list: any import runs it (``modules_reached``)."""
+    found = {}
+    for p in root.rglob("*.py"):
+        parts = p.relative_to(root).with_suffix("").parts
+        if parts[-1] == "__init__":
+            parts = parts[:-1]
+        if parts:
+            found[".".join(parts)] = p
+    return found
 
 
 def imports_in(tree: ast.AST, here: str | None, known: set[str]) -> set[str]:

@@ -1,0 +1,4 @@
+"""Graders of lesson how_much_to_train's exercises (see :mod:`tlcourse.exercises.grading`)."""
+from __future__ import annotations
+
+from .grading import Wrong, case, grades  # noqa: F401
