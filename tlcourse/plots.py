@@ -133,16 +133,18 @@ def show_image(image: torch.Tensor, ax=None, heat: torch.Tensor | None = None, a
 
 def show_images(images: torch.Tensor | Sequence[torch.Tensor | None], titles: Sequence[str] | None = None,
                 ncols: int = 8, size: float = 1.8, title: str = "",
-                heats: Sequence[torch.Tensor | None] | torch.Tensor | None = None, alpha: float = 0.45) -> Figure:
+                heats: Sequence[torch.Tensor | None] | torch.Tensor | None = None, alpha: float = 0.45,
+                row_labels: Sequence[str] | None = None) -> Figure:
     """A grid of images (:func:`show_image`), row by row: uint8 or float [0, 1] tensors (C, H, W).
 
     ``titles``: one per image; ``heats``: one heat map (H, W) or None per image, laid over it;
-    a ``None`` image leaves its cell empty. Every axis is off.
+    a ``None`` image leaves its cell empty; ``row_labels``: one name per row, written left of it
+    (lesson 05's augmentation rows). Every axis is off.
 
     >>> fig = show_images([torch.rand(3, 8, 8), None, torch.rand(1, 8, 8)], ["a", "", "c"], ncols=2,
-    ...                   heats=[torch.rand(8, 8), None, None])
-    >>> len(fig.axes), [len(ax.images) for ax in fig.axes]
-    (4, [2, 0, 1, 0])
+    ...                   heats=[torch.rand(8, 8), None, None], row_labels=["top", "bottom"])
+    >>> len(fig.axes), [len(ax.images) for ax in fig.axes], fig.axes[2].texts[0].get_text()
+    (4, [2, 0, 1, 0], 'bottom')
     """
     n = len(images)
     nrows = max(1, int(np.ceil(n / ncols)))
@@ -154,6 +156,8 @@ def show_images(images: torch.Tensor | Sequence[torch.Tensor | None], titles: Se
         if img is not None:
             show_image(img, axes.flat[i], heat=None if heats is None else heats[i], alpha=alpha,
                        title=titles[i] if titles is not None else "")
+    for ax, label in zip(axes[:, 0], row_labels or ()):
+        ax.text(-0.06, 0.5, label, transform=ax.transAxes, ha="right", va="center", fontsize=9)
     return finish(fig, title)
 
 

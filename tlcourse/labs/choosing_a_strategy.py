@@ -374,6 +374,8 @@ def train_steps(model: nn.Module, groups: list[dict], train: tuple[torch.Tensor,
                 device: torch.device | None = None, recalibrate: int = 256) -> float:
     """``steps`` Adam steps on random batches of ``train``, then accuracy on ``test``.
 
+    The steps are one epoch of :func:`tlcourse.training.fit` (the course's one fit loop) over a
+    sampler that draws exactly ``steps`` batches: the race budgets optimizer steps, not epochs.
     Before scoring, BatchNorm's running statistics are recomputed on (at most
     ``recalibrate``) training images: after a few dozen steps they are still
     mostly ImageNet's, which would misjudge a model trained on digits.
@@ -388,17 +390,15 @@ def train_steps(model: nn.Module, groups: list[dict], train: tuple[torch.Tensor,
     dataset = TensorDataset(*train)
     batch = min(batch_size, len(dataset))
     sampler = RandomSampler(dataset, num_samples=steps * batch)  # exactly `steps` batches
-    loss_fn = nn.CrossEntropyLoss()
-    training.run_epoch(model, DataLoader(dataset, batch_size=batch, sampler=sampler), loss_fn, device,
-                       torch.optim.Adam(groups), progress=False)
+    training.fit(model, DataLoader(dataset, batch_size=batch, sampler=sampler), None, torch.optim.Adam(groups), 1,
+                 device=device, progress=False, restore_best=False)
     if recalibrate:
         from torch.optim.swa_utils import update_bn
 
         part = train[0][torch.randperm(len(dataset))[:recalibrate]]
         with torch.no_grad(), autocast(device):
             update_bn(DataLoader(part, batch_size=32), model, device)
-    return training.run_epoch(model, DataLoader(TensorDataset(*test), batch_size=32), loss_fn, device,
-                              progress=False)[1]
+    return training.accuracy(model, DataLoader(TensorDataset(*test), batch_size=32), device=device)
 
 
 def partial_run(model: nn.Module, spec: "BackboneSpec", train_maps: tuple[torch.Tensor, torch.Tensor],

@@ -44,6 +44,7 @@ from .. import backbones, config, features, images, training, transforms
 from ..infra import cache
 from ..infra.device import autocast, pick_device, seed_everything
 from ..backbones import BackboneSpec
+from ..plots import show_images
 
 ARMS = ("none", "classic", "policy")
 _BICUBIC = v2.InterpolationMode.BICUBIC
@@ -211,20 +212,8 @@ def preview_grid(originals: Sequence[torch.Tensor], augs: Mapping[str, Callable]
     rows = {"original": [im for im in originals for _ in range(draws)]}
     for name, tf in augs.items():
         rows[name] = [out for k, im in enumerate(originals) for out in draw(tf, im, draws, seed + k)]
-    ncols = len(originals) * draws
-    fig, axes = plt.subplots(len(rows), ncols, figsize=(size * ncols + 2.0, size * len(rows) + 0.4),
-                             squeeze=False)
-    for r, (name, imgs) in enumerate(rows.items()):
-        for c, img in enumerate(imgs):
-            ax = axes[r, c]
-            ax.imshow(img.permute(1, 2, 0).numpy())
-            ax.set_xticks([]), ax.set_yticks([])
-            if c == 0:
-                ax.set_ylabel(name, rotation=0, ha="right", va="center", fontsize=9)
-    if title:
-        fig.suptitle(title)
-    fig.tight_layout()
-    return fig
+    return show_images([im for imgs in rows.values() for im in imgs], ncols=len(originals) * draws, size=size,
+                       title=title, row_labels=list(rows))
 
 
 def mix_batch(batch: torch.Tensor, labels: torch.Tensor, kind: str = "mixup", alpha: float = 1.0,
@@ -247,8 +236,6 @@ def mix_batch(batch: torch.Tensor, labels: torch.Tensor, kind: str = "mixup", al
 def show_mixed(batch: torch.Tensor, soft: torch.Tensor, classes: Sequence[str], ncols: int = 4,
                title: str = "") -> Figure:
     """A grid of mixed images, each titled with its soft label (e.g. ``ants 0.63 · bees 0.37``)."""
-    from ..plots import show_images
-
     names = [" · ".join(f"{c} {p:.2f}" for c, p in zip(classes, row.tolist()) if p > 0.005) for row in soft]
     return show_images(batch, names, ncols=ncols, size=2.4, title=title)
 

@@ -1,6 +1,6 @@
-"""Domain-adversarial training (DANN, Ganin & Lempitsky 2015) for small colour digits.
+"""Lesson 06's lab: the source/target digit splits, and domain-adversarial training (DANN) on them.
 
-Three parts share one input::
+**DANN** (Ganin & Lempitsky 2015) for small colour digits. Three parts share one input::
 
     image ─▶ feature extractor G_f ─┬─▶ label classifier G_y ─▶ digit 0-9    (source labels)
                                     └─▶ gradient reversal ─▶ domain classifier G_d ─▶ source / target
@@ -22,9 +22,8 @@ Example:
     >>> model(torch.zeros(2, 3, 28, 28, dtype=torch.uint8)).shape
     torch.Size([2, 10])
 
-Source / target splits for digit domain adaptation, with or without the train splits.
-
-Domain adaptation needs four sets of images:
+**The splits.** Domain adaptation needs four sets of images, with or without the published
+train splits in the data root:
 
 ==============  ==========================  =========================================
 part            domain                      used for
