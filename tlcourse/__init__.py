@@ -2,13 +2,16 @@
 
 The lessons write the mechanism of transfer learning out in their own ``core`` cells (plain
 PyTorch / torchvision / timm / transformers); this package holds the scaffolding around it, in
-three tiers (``tests/test_import_graph.py`` keeps the rules):
+three tiers, and the graders of the exercises (``tests/test_import_graph.py`` keeps the rules):
 
 - **core** (``tlcourse.*``): what any lesson may import; never imports a lab.
 - **labs** (``tlcourse.labs.*``): one module per lesson, named after its notebook, with that
   lesson's harnesses and experiment tables; a lab imports core and infrastructure, never another lab.
 - **infrastructure** (``tlcourse.infra.*``): data on disk, caches, devices, the executor; no
   lesson's code imports it (the set-up cell calls :func:`tlcourse.infra.cloud.setup`, nothing else).
+- **exercises** (``tlcourse.exercises``): one module per lesson grading its "write the code"
+  exercises (``exercises.check("NN.k", answer)``); graders import core and infrastructure, never a
+  lab, and nothing imports them.
 
 Core: data
 - :mod:`tlcourse.config`        data root, cache, profile (quick/full/smoke), chosen models
