@@ -210,6 +210,17 @@ def test_lesson_page(server: str, page, notebook: Path):
             assert not code.is_visible(), f"solution {i + 1}'s code is visible before a click"
             details.locator("summary").click()
             code.wait_for(state="visible", timeout=5_000)
+        # graded exercises: the stub and its check call visible, with the check's verdict; the
+        # solution (collapsed, opened above) graded ✔ by the same check
+        stubs = page.locator(".cell.tag_exercise")
+        assert stubs.count() >= 1, "no graded exercise (tag `exercise`) on the page"
+        for i in range(stubs.count()):
+            stub = stubs.nth(i)
+            assert stub.locator(".cell_input").first.is_visible(), f"exercise stub {i + 1} is hidden"
+            assert "exercises.check(" in stub.locator(".cell_input").first.inner_text()
+            assert "○ Exercise" in stub.locator(".cell_output").first.inner_text(), f"stub {i + 1}: no verdict shown"
+        graded = [t for t in solutions.all_inner_texts() if "exercises.check(" in t]
+        assert len(graded) == stubs.count() and all("✔ Exercise" in t for t in graded), graded
         # check cells visible, and they ran without error (errors were looked for above)
         checks = page.locator(".cell.tag_check")
         for i in range(checks.count()):
@@ -227,7 +238,8 @@ def test_lesson_page(server: str, page, notebook: Path):
         screenshot(page, notebook.stem)  # where it failed
         raise
     SUMMARY[notebook.stem] = (f"{notebook.stem}: {figures} figures, {solutions.count()} solutions collapsed "
-                              f"and opened, {checks.count()} check cells, {len(links)} internal links ok")
+                              f"and opened, {stubs.count()} graded exercise(s) shown with their verdicts, "
+                              f"{checks.count()} check cells, {len(links)} internal links ok")
 
 
 # ------------------------------------------------- the pipeline's pieces, without a browser

@@ -11,6 +11,7 @@ variable              meaning                                     default
 ``TLCOURSE_PROFILE``  ``quick`` (CI, minutes) or ``full``         ``full``
 ``TLCOURSE_BACKBONE`` vision backbone of the lessons              ``resnet18``
 ``TLCOURSE_TEXT_MODEL`` text encoder (hub id or folder)           MiniLM-L6-v2
+``TLCOURSE_LANG``     language of printed messages: ``en``, ``zh``  ``en``
 ====================  ==========================================  =====================
 
 Example:
@@ -58,6 +59,25 @@ def cache_dir() -> Path:
     path = path.expanduser()
     path.mkdir(parents=True, exist_ok=True)
     return path
+
+
+LANGUAGES = ("en", "zh")
+
+
+def language() -> str:
+    """``'en'`` (the default) or ``'zh'`` (Simplified Chinese), from ``TLCOURSE_LANG``.
+
+    The Chinese lessons (``notebooks/zh/``) set it in their set-up cell; ``zh-CN``, ``zh_CN`` and
+    ``zh-Hans`` mean ``zh``. What it changes: :func:`tlcourse.i18n.tr`.
+
+    >>> language() in LANGUAGES
+    True
+    """
+    value = os.environ.get("TLCOURSE_LANG", "en").strip().lower().replace("_", "-") or "en"
+    value = "zh" if value in ("zh-cn", "zh-hans", "zh-sg") else value
+    if value not in LANGUAGES:
+        raise ValueError(f"TLCOURSE_LANG={value!r} is not a course language; use one of {LANGUAGES}.")
+    return value
 
 
 def profile() -> str:

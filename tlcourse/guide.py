@@ -28,6 +28,7 @@ import numpy as np
 from matplotlib.figure import Figure
 
 from .errors import check_range
+from .i18n import N_, tr
 
 #: Fewer labelled images per class than this counts as "small" (a rule of thumb, not a law).
 SMALL_BELOW = 1000
@@ -35,34 +36,35 @@ SMALL_BELOW = 1000
 SIMILAR_FROM = 0.5
 
 # (data, similarity) -> (strategy, how, why, lesson)
-_QUADRANTS = {
+_QUADRANTS = {  # N_: translated where printed (tlcourse.i18n)
     ("small", "similar"): (
-        "fixed features",
-        "Freeze the whole backbone, extract its last features once, train a new classifier on them.",
-        "The pretrained features already describe images like yours; with little data, training "
-        "millions of weights would overfit, while a small head trained on fixed features cannot.",
-        "lesson 01"),
+        N_("fixed features"),
+        N_("Freeze the whole backbone, extract its last features once, train a new classifier on them."),
+        N_("The pretrained features already describe images like yours; with little data, training "
+           "millions of weights would overfit, while a small head trained on fixed features cannot."),
+        N_("lesson 01")),
     ("large", "similar"): (
-        "fine-tune",
-        "Start from the pretrained weights, replace the head, fine-tune the top blocks (or all of them) "
-        "with a small learning rate.",
-        "With enough data the backbone can adapt to your classes without overfitting; starting from "
-        "pretrained weights makes it converge fast and well.",
-        "lessons 02 and 03"),
+        N_("fine-tune"),
+        N_("Start from the pretrained weights, replace the head, fine-tune the top blocks (or all of them) "
+           "with a small learning rate."),
+        N_("With enough data the backbone can adapt to your classes without overfitting; starting from "
+           "pretrained weights makes it converge fast and well."),
+        N_("lessons 02 and 03")),
     ("small", "dissimilar"): (
-        "lower-layer features",
-        "Cut the backbone at a lower block (general edges, colours, textures), freeze it, train a "
-        "classifier on those features.",
-        "The top layers are specialised in the source's classes and fit your images badly; the lower "
-        "layers are general, and there is too little data to retrain much.",
-        "lesson 01 (cut depth)"),
+        N_("lower-layer features"),
+        N_("Cut the backbone at a lower block (general edges, colours, textures), freeze it, train a "
+           "classifier on those features."),
+        N_("The top layers are specialised in the source's classes and fit your images badly; the lower "
+           "layers are general, and there is too little data to retrain much."),
+        N_("lesson 01 (cut depth)")),
     ("large", "dissimilar"): (
-        "fine-tune all",
-        "Fine-tune every layer (from the pretrained weights), with a learning rate large enough to move them.",
-        "There is data enough to learn new features; the pretrained start still converges faster and "
-        "usually ends better than random initialisation.",
-        "lessons 02, 03 and 07"),
+        N_("fine-tune all"),
+        N_("Fine-tune every layer (from the pretrained weights), with a learning rate large enough to move them."),
+        N_("There is data enough to learn new features; the pretrained start still converges faster and "
+           "usually ends better than random initialisation."),
+        N_("lessons 02, 03 and 07")),
 }
+_WORDS = (N_("small"), N_("large"), N_("similar"), N_("dissimilar"))  # Recommendation.data / .similarity
 
 #: The four strategies, in the order of the table above.
 STRATEGIES = tuple(v[0] for v in _QUADRANTS.values())
@@ -81,10 +83,12 @@ class Recommendation:
     borderline: bool  # near a boundary of the guide: try both neighbours
 
     def __str__(self) -> str:
-        lines = [f"{self.data} target set, {self.similarity} to the source  ->  {self.strategy.upper()}",
-                 f"How: {self.how}", f"Why: {self.why}", f"See: {self.lesson}."]
+        lines = [tr("{data} target set, {similarity} to the source  ->  {strategy}", data=tr(self.data),
+                    similarity=tr(self.similarity), strategy=tr(self.strategy).upper()),
+                 tr("How: {how}", how=tr(self.how)), tr("Why: {why}", why=tr(self.why)),
+                 tr("See: {lesson}.", lesson=tr(self.lesson))]
         if self.borderline:
-            lines.append("Near a boundary of the guide: try this and its neighbour, and measure (lesson 07).")
+            lines.append(tr("Near a boundary of the guide: try this and its neighbour, and measure (lesson 07)."))
         return "\n".join(lines)
 
 
@@ -122,12 +126,12 @@ def plot_guide(data_size: int | None = None, similarity: float | None = None, ax
              ("large", "dissimilar"): (small_below, hi, 0, similar_from)}
     for i, (key, (x0, x1, y0, y1)) in enumerate(cells.items()):
         ax.fill_between([x0, x1], y0, y1, color=f"C{i}", alpha=0.18)
-        ax.text(np.sqrt(x0 * x1), (y0 + y1) / 2, _QUADRANTS[key][0], ha="center", va="center", fontsize=11)
+        ax.text(np.sqrt(x0 * x1), (y0 + y1) / 2, tr(_QUADRANTS[key][0]), ha="center", va="center", fontsize=11)
     if data_size is not None and similarity is not None:
-        ax.plot([data_size], [similarity], "k*", ms=16, label="your task")
+        ax.plot([data_size], [similarity], "k*", ms=16, label=tr("your task"))
         ax.legend(loc="lower right", fontsize=8)
-    ax.set(xscale="log", xlim=(lo, hi), ylim=(0, 1), xlabel="labelled target images per class",
-           ylabel="similarity to the source (0..1)", title="the decision guide")
+    ax.set(xscale="log", xlim=(lo, hi), ylim=(0, 1), xlabel=tr("labelled target images per class"),
+           ylabel=tr("similarity to the source (0..1)"), title=tr("the decision guide"))
     if own:
         ax.figure.tight_layout()
     return ax.figure

@@ -21,6 +21,7 @@ import numpy as np
 import torch
 from matplotlib.figure import Figure
 
+from .i18n import N_, tr
 from .training import History
 
 
@@ -54,7 +55,7 @@ def plot_curves(histories: Mapping[str, History] | History, panels: Sequence[Cur
                 style = {**kwargs, "label": name} if kwargs.get("label") is True else kwargs
                 ax.plot(np.arange(1, len(values) + 1), values, fmt, color=f"C{i}", **style)
     for ax, (settings, _) in zip(axes, panels):
-        ax.set(xlabel="epoch", **settings)
+        ax.set(xlabel=tr("epoch"), **{k: tr(v) if k in ("title", "ylabel") else v for k, v in settings.items()})
     axes[-1].legend(loc="lower right", fontsize=8)
     return finish(fig, title)
 
@@ -64,9 +65,9 @@ def plot_history(histories: Mapping[str, History] | History, fig: Figure | None 
     """Loss and accuracy per epoch, train dashed and val solid, one colour per run."""
     train, val = ("--", {"alpha": 0.7}), {"label": True}
     return plot_curves(histories, [
-        ({"ylabel": "loss", "title": "loss (dashed: train, solid: val)"},
+        ({"ylabel": N_("loss"), "title": N_("loss (dashed: train, solid: val)")},
          [("train_loss", *train), ("val_loss", "-", val)]),
-        ({"ylabel": "accuracy", "title": "accuracy (dashed: train, solid: val)", "ylim": (0, 1.02)},
+        ({"ylabel": N_("accuracy"), "title": N_("accuracy (dashed: train, solid: val)"), "ylim": (0, 1.02)},
          [("train_acc", *train), ("val_acc", "-o", {"ms": 3, **val})]),
     ], fig, title)
 
@@ -74,7 +75,7 @@ def plot_history(histories: Mapping[str, History] | History, fig: Figure | None 
 def finish(fig: Figure, title: str = "") -> Figure:
     """The last step of every multi-panel picture: the figure's title (if any), then a tight layout."""
     if title:
-        fig.suptitle(title)
+        fig.suptitle(tr(title))  # a title in the catalog is shown in the course's language
     fig.tight_layout()
     return fig
 
@@ -98,7 +99,7 @@ class LiveCurves:
         self.handle = None
 
     def __call__(self, history: Any) -> None:
-        self.plot({**self.others, "this run": history}, self.fig, self.title)
+        self.plot({**self.others, tr("this run"): history}, self.fig, self.title)
         if not self.show:
             return
         from IPython.display import display
@@ -168,7 +169,7 @@ def confusion_matrix(y_true, y_pred, classes: Sequence[str], ax=None, title: str
     disp = ConfusionMatrixDisplay.from_predictions(
         np.asarray(y_true), np.asarray(y_pred), display_labels=list(classes), ax=ax,
         colorbar=False, cmap="Blues")
-    disp.ax_.set_title(title or "confusion matrix (rows: true, columns: predicted)")
+    disp.ax_.set_title(title or tr("confusion matrix (rows: true, columns: predicted)"))
     return disp.figure_
 
 
@@ -221,6 +222,6 @@ def embedding_map(features: torch.Tensor | np.ndarray, colour_by: Sequence, name
         label = names[value] if names is not None and isinstance(value, (int, np.integer)) else value
         ax.scatter(xy[pick, 0], xy[pick, 1], s=scatter.get("s", 8), alpha=scatter.get("alpha", 0.6),
                    color=f"C{i}", label=str(label))
-    ax.set(title=title or f"feature space ({method.upper()})", xticks=[], yticks=[])
+    ax.set(title=title or tr("feature space ({method})", method=method.upper()), xticks=[], yticks=[])
     ax.legend(fontsize=8, markerscale=2)
     return ax.figure

@@ -20,6 +20,7 @@ from typing import Any, Callable, Mapping
 import ipywidgets as W
 
 from .errors import CourseError
+from .i18n import tr
 
 #: CSS classes the browser test looks for: one cheap slider and the output it changes.
 TEST_SLIDER_CLASS = "tl-test-slider"
@@ -29,13 +30,13 @@ TEST_OUTPUT_CLASS = "tl-test-output"
 def log_slider(description: str, value: float, low: float, high: float) -> W.FloatLogSlider:
     """A slider over a log scale (learning rates, weight decay, λ)."""
     return W.FloatLogSlider(value=value, base=10, min=math.log10(low), max=math.log10(high),
-                            step=0.25, description=description, readout_format=".1e",
+                            step=0.25, description=tr(description), readout_format=".1e",
                             style={"description_width": "initial"}, continuous_update=False)
 
 
 def int_slider(description: str, value: int, low: int, high: int, step: int = 1) -> W.IntSlider:
     """An integer slider (epochs, blocks to unfreeze, subset size)."""
-    return W.IntSlider(value=value, min=low, max=high, step=step, description=description,
+    return W.IntSlider(value=value, min=low, max=high, step=step, description=tr(description),
                        style={"description_width": "initial"}, continuous_update=False)
 
 
@@ -45,7 +46,7 @@ class Panel(W.VBox):
     def __init__(self, controls: Mapping[str, W.ValueWidget], action: Callable[..., Any],
                  button_text: str = "Run") -> None:
         self.controls, self.action = dict(controls), action
-        self.button = W.Button(description=button_text, button_style="primary", icon="play")
+        self.button = W.Button(description=tr(button_text), button_style="primary", icon="play")
         self.output = W.Output()
         self.button.on_click(lambda _: self.run())
         super().__init__([W.HBox(list(self.controls.values()) + [self.button]) if len(self.controls) < 3

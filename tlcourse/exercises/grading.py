@@ -50,6 +50,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
+from ..i18n import tr
 from ..infra.cache import rng_neutral
 
 Status = Literal["passed", "failed", "not attempted"]
@@ -74,7 +75,7 @@ class Verdict:
         return self.status == "passed"
 
     def __str__(self) -> str:
-        return f"{SYMBOL[self.status]} Exercise {self.key}: {self.message}"
+        return f"{SYMBOL[self.status]} " + tr("Exercise {key}: {message}", key=self.key, message=self.message)
 
 
 @dataclass(frozen=True)
@@ -116,7 +117,7 @@ def _learner_line(err: BaseException) -> str:
 
 
 def _crash(err: Exception) -> str:
-    return f"your code raised {type(err).__name__}: {err}{_learner_line(err)}"
+    return tr("your code raised {error}", error=f"{type(err).__name__}: {err}{_learner_line(err)}")
 
 
 @contextlib.contextmanager
@@ -130,9 +131,9 @@ def case(description: str) -> Iterator[None]:
     except (NotImplementedError, Wrong) as err:
         if isinstance(err, NotImplementedError):
             raise
-        raise Wrong(f"{description}: {err}") from None
+        raise Wrong(f"{tr(description)}: {err}") from None
     except Exception as err:
-        raise Wrong(f"{description}: {_crash(err)}") from None
+        raise Wrong(f"{tr(description)}: {_crash(err)}") from None
 
 
 def grade(key: str, answer: Any) -> Verdict:
@@ -144,15 +145,15 @@ def grade(key: str, answer: Any) -> Verdict:
     if key not in REGISTRY:
         raise KeyError(f"no graded exercise {key!r}; the graded ones are {', '.join(sorted(REGISTRY))}")
     exercise = REGISTRY[key]
+    not_yet = tr("not attempted yet. Write `{name}` and run the cell again.", name=exercise.name)
     if answer is None or answer is Ellipsis:
-        return Verdict(key, "not attempted", f"not attempted yet. Write `{exercise.name}` and run the cell again.")
+        return Verdict(key, "not attempted", not_yet)
     try:
         with rng_neutral(0):
             verified = exercise.grader(answer)
     except NotImplementedError as err:
-        hint = f" Hint: {err}" if str(err) else ""
-        return Verdict(key, "not attempted",
-                       f"not attempted yet. Write `{exercise.name}` and run the cell again.{hint}")
+        hint = " " + tr("Hint: {hint}", hint=err) if str(err) else ""
+        return Verdict(key, "not attempted", not_yet + hint)
     except Wrong as err:
         return Verdict(key, "failed", str(err))
     except Exception as err:  # the learner's code crashed: say what and where, no traceback

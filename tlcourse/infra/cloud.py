@@ -26,10 +26,12 @@ Example:
 from __future__ import annotations
 
 import os
+import subprocess
 import sys
 from collections.abc import Mapping
 
 from . import fetch
+from .. import config
 from ..errors import FETCH_COMMAND
 
 BINDER_TIP = ("On Binder every open notebook keeps its kernel, and all of them share 1-2 GB of memory: "
@@ -123,4 +125,20 @@ def setup(lesson: str | None = None) -> str:
         raise RuntimeError(f"This lesson's data could not all be fetched (see the lines above); it needs it. "
                            f"Run this cell again to resume (what arrived is kept), or in a cell: "
                            f"!{FETCH_COMMAND} {' '.join(args)}")
+    if config.language() == "zh":
+        install_cjk_font()
     return where
+
+
+def install_cjk_font() -> None:
+    """The Chinese edition on Colab or Kaggle: a font with Chinese glyphs for the plots (Debian's and
+    Ubuntu's ``fonts-noto-cjk``, a minute), unless one is there; a failure is said, not raised."""
+    from .. import i18n
+
+    if i18n.cjk_font():
+        return
+    print("中文版: installing a Chinese font for the plots: apt-get install fonts-noto-cjk", flush=True)
+    sudo = [] if os.geteuid() == 0 else ["sudo"]
+    done = subprocess.run([*sudo, "apt-get", "install", "-y", "-qq", "fonts-noto-cjk"], capture_output=True, text=True)
+    if done.returncode or not i18n.cjk_font():
+        print(f"Could not install it ({(done.stderr or done.stdout).strip()[-300:]}). {i18n.NO_FONT}")
