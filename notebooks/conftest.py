@@ -161,6 +161,16 @@ def ends_with_semicolon(source: str) -> bool:
     return bool(tokens) and tokens[-1].string == ";"
 
 
+def pytest_ignore_collect(collection_path: Path, config: pytest.Config) -> bool | None:
+    """The Chinese lessons (``notebooks/zh/``) run the English lessons' code with Chinese prose and
+    messages, so a test run executes one of them end to end: ``TLCOURSE_ZH_LESSONS`` (default
+    ``00``; ``all``, or numbers such as ``00,04``) chooses which."""
+    if collection_path.parent.name == "zh" and collection_path.suffix == ".ipynb":
+        wanted = os.environ.get("TLCOURSE_ZH_LESSONS", "00").replace(" ", "")
+        return not (wanted == "all" or collection_path.name[:2] in wanted.split(","))
+    return None
+
+
 def _is_nbval_cell(item: pytest.Item) -> bool:
     return type(item).__name__ == "IPyNbCell" and hasattr(item.parent, "kernel")
 
@@ -204,6 +214,8 @@ def _save(path: Path) -> None:
     folder = executed_dir()
     if folder is None:
         return
+    if path.parent.name == "zh":  # the Chinese edition's lesson of the same name
+        folder = folder / "zh"
     folder.mkdir(parents=True, exist_ok=True)
     tmp = folder / f".{path.name}.tmp"
     nbformat.write(recorder.notebook(source), str(tmp))

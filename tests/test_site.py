@@ -33,6 +33,16 @@ REPO = Path(__file__).resolve().parents[1]
 SITE = Path(os.environ.get("TLCOURSE_SITE_DIR") or REPO / "artifacts" / "site")
 SHOTS = REPO / "artifacts" / "site-screenshots"
 LESSONS = sorted((REPO / "notebooks").glob("[0-9][0-9]_*.ipynb"))
+ZH_LESSONS = sorted((REPO / "notebooks" / "zh").glob("[0-9][0-9]_*.ipynb"))
+#: Draws two Chinese characters in the page's own font; boxes ("tofu") would give equal pixels.
+GLYPHS_DIFFER = """() => {
+  const font = getComputedStyle(document.querySelector("main")).fontFamily;
+  const draw = ch => { const c = document.createElement("canvas"); c.width = c.height = 40;
+    const x = c.getContext("2d"); x.font = `32px ${font}`; x.fillText(ch, 2, 32);
+    return Array.from(x.getImageData(0, 0, 40, 40).data).join(","); };
+  const a = draw("迁"), b = draw("移"), blank = draw(" ");
+  return a !== b && a !== blank && b !== blank;
+}"""
 #: The only hosts a page may ask for (and is refused, here): MathJax, for pages with math.
 ALLOWED_EXTERNAL = ("cdn.jsdelivr.net/npm/mathjax",)
 SUMMARY: dict[str, str] = {}
@@ -240,6 +250,34 @@ def test_lesson_page(server: str, page, notebook: Path):
     SUMMARY[notebook.stem] = (f"{notebook.stem}: {figures} figures, {solutions.count()} solutions collapsed "
                               f"and opened, {stubs.count()} graded exercise(s) shown with their verdicts, "
                               f"{checks.count()} check cells, {len(links)} internal links ok")
+
+
+@pytest.mark.parametrize("notebook", ZH_LESSONS, ids=lambda p: f"zh-{p.stem}")
+def test_chinese_lesson_page(server: str, page, notebook: Path):
+    """The Chinese edition: its pages, the 中文 / English switch both ways, Chinese glyphs drawn."""
+    reply = page.goto(f"{server}/notebooks/zh/{notebook.stem}.html")
+    assert reply is not None and reply.status == 200, f"no page for zh/{notebook.name}"
+    page.wait_for_load_state("load")
+    screenshot(page, f"zh-{notebook.stem}")
+    title = page.inner_text("main h1").strip()
+    assert title.startswith(notebook.name[:2]) and re.search(r"[\u4e00-\u9fff]", title), title
+    assert page.evaluate(GLYPHS_DIFFER), "Chinese characters render as boxes: no CJK font for the page"
+    english = page.locator(f'main a[href$="{notebook.stem}.html"]', has_text="English")
+    assert english.count() >= 1, "no link to the English page"
+    errors = page.locator(".cell_output .traceback, .cell_output .output.error")
+    assert errors.count() == 0, "error output on the page"
+    hrefs = page.eval_on_selector_all("a[href]", "els => els.map(e => e.href)")
+    problems = launch_problems(hrefs, repo_from_readme(), f"zh/{notebook.name}")
+    assert not problems, problems
+    links = internal_links(page, server)
+    assert not broken_links(links), broken_links(links)
+    english.first.click()
+    page.wait_for_load_state("load")
+    assert page.url.endswith(f"/notebooks/{notebook.stem}.html"), page.url
+    assert page.locator(f'main a[href$="zh/{notebook.stem}.html"]', has_text="中文").count() >= 1, \
+        "the English page has no link to its Chinese version"
+    assert not page.js_errors, page.js_errors
+    SUMMARY[f"zh-{notebook.stem}"] = f"zh/{notebook.stem}: Chinese title and glyphs, switch both ways, launch links ok"
 
 
 # ------------------------------------------------- the pipeline's pieces, without a browser
