@@ -17,7 +17,7 @@ export MALLOC_TRIM_THRESHOLD_ ?= 17179869184
 export MALLOC_ARENA_MAX ?= 1
 ROOT_FLAG := $(shell [ "$$(id -u)" = 0 ] && echo --allow-root)
 
-.PHONY: start install data lab lint test test-fast test-unit test-notebooks site site-build benchmark benchmark-full clean lock python-version test-colab test-gpu
+.PHONY: start install data lab lint test test-fast test-unit test-notebooks site site-build benchmark benchmark-full clean lock python-version test-colab test-gpu translate
 
 start: install data lab
 
@@ -135,6 +135,12 @@ benchmark-full: install
 	TLCOURSE_BACKBONE=efficientnet_lite0 TLCOURSE_CACHE=$$(mktemp -d) \
 	$(PY) benchmarks/run.py --only notebooks --profile full --stale --record $(BENCH_ARGS)
 	$(PY) tools/sync_times.py
+	$(PY) tools/translate.py
+
+# The Chinese edition: notebooks/zh/ from the English lessons and translations/zh/ (after any edit of
+# a lesson; `--check` names the translations to update first; README.zh-CN.md says how).
+translate: install
+	$(PY) tools/translate.py
 
 # Every lesson (full profile) on a CUDA GPU through CI's executor, each checked to have run its
 # work on the GPU (not silently on the CPU); the precision tests (bf16 where native, fp16 with a
