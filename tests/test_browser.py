@@ -34,6 +34,9 @@ pytestmark = pytest.mark.browser
 REPO = Path(__file__).resolve().parents[1]
 NOTEBOOK_DIR = Path(os.environ.get("TLCOURSE_BROWSER_NOTEBOOKS") or REPO / "notebooks").resolve()
 LESSONS = sorted(NOTEBOOK_DIR.glob("[0-9][0-9]_*.ipynb"))
+#: The Chinese edition's first lesson (notebooks/zh/, tools/translate.py): the same code, Chinese prose
+#: and messages; opened like the others (its page must show Chinese text and messages).
+ZH_LESSONS = sorted(NOTEBOOK_DIR.glob("zh/00_*.ipynb"))
 SCREENSHOTS = REPO / "artifacts" / "screenshots"
 
 #: One lesson in the quick profile takes well under this on a 2-core CPU; Run All must finish in it.
@@ -206,7 +209,8 @@ def check_test_slider(page) -> None:
 def save_screenshot(page, notebook: Path) -> None:
     """Keep what the learner would have seen, for the CI artifacts."""
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-    page.screenshot(path=str(SCREENSHOTS / f"{notebook.stem}.png"))
+    prefix = "zh-" if notebook.parent.name == "zh" else ""
+    page.screenshot(path=str(SCREENSHOTS / f"{prefix}{notebook.stem}.png"))
 
 
 # ------------------------------------------------------------------------------- tests
@@ -230,11 +234,13 @@ def test_widgets_lab_extension_is_installed():
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("notebook", LESSONS, ids=lambda p: p.stem)
+@pytest.mark.parametrize("notebook", LESSONS + ZH_LESSONS,
+                         ids=lambda p: f"zh-{p.stem}" if p.parent.name == "zh" else p.stem)
 def test_lesson_runs_in_the_browser(lab: LabServer, page, js_errors: list[str], notebook: Path):
-    """Open, Run All, no error output, widgets rendered, the test slider updates its output."""
+    """Open, Run All, no error output, widgets rendered, the test slider updates its output; a
+    Chinese lesson also shows its prose and the course's messages in Chinese."""
     saved = notebook.read_bytes()
-    open_notebook(page, lab, notebook.name)
+    open_notebook(page, lab, notebook.relative_to(NOTEBOOK_DIR).as_posix())
     try:
         run_all_cells(page)
         state = wait_until_finished(page, RUN_TIMEOUT_S)
@@ -247,6 +253,10 @@ def test_lesson_runs_in_the_browser(lab: LabServer, page, js_errors: list[str], 
             broken = widget_errors(page)
             assert not broken, f"widgets failed to render: {broken}"
             check_test_slider(page)
+        if notebook.parent.name == "zh":
+            text = page.locator(".jp-NotebookPanel").first.inner_text()
+            assert "源任务" in text, "the Chinese lesson's prose is not shown"
+            assert "○ 练习" in text, "the exercise check did not speak Chinese (TLCOURSE_LANG from the set-up cell)"
     except Exception:
         if js_errors:
             print("JavaScript errors on the page:", *js_errors, sep="\n  ")
