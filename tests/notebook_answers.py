@@ -56,7 +56,8 @@ def lesson_imports(lesson: str) -> str:
         if cell.cell_type == "code":
             source = _python(cell.source)
             tree = ast.parse(source)
-            lines += [ast.get_source_segment(source, n) for n in tree.body if isinstance(n, (ast.Import, ast.ImportFrom))]
+            lines += [ast.get_source_segment(source, n) for n in tree.body
+                      if isinstance(n, (ast.Import, ast.ImportFrom))]
     return "\n".join(lines)
 
 

@@ -32,7 +32,7 @@ def test_every_write_the_code_exercise_is_graded_in_its_lesson(lesson):
     registered = sorted(k for k in exercises.REGISTRY if k.startswith(lesson + "."))
     assert registered == sorted(expected), f"graders {registered}, exercises {expected}"
     for key, entry in cells.items():
-        assert {"stub", "solution"} <= set(entry), f"exercise {key} needs a stub cell (tag exercise) and a solution cell"
+        assert {"stub", "solution"} <= set(entry), f"exercise {key} needs a stub (tag exercise) and a solution cell"
         assert "elsewhere" not in entry, f"exercise {key} is checked outside its stub and solution cells"
         assert exercises.REGISTRY[key].name == entry["name"], (exercises.REGISTRY[key].name, entry["name"])
         stub = entry["stub"].source

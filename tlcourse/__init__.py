@@ -9,7 +9,7 @@ three tiers, and the graders of the exercises (``tests/test_import_graph.py`` ke
   lesson's harnesses and experiment tables; a lab imports core and infrastructure, never another lab.
 - **infrastructure** (``tlcourse.infra.*``): data on disk, caches, devices, the executor; no
   lesson's code imports it (the set-up cell calls :func:`tlcourse.infra.cloud.setup`, nothing else).
-- **exercises** (``tlcourse.exercises``): one module per lesson grading its "write the code"
+- **exercises** (:mod:`tlcourse.exercises`): one module per lesson grading its "write the code"
   exercises (``exercises.check("NN.k", answer)``); graders import core and infrastructure, never a
   lab, and nothing imports them.
 
@@ -58,21 +58,23 @@ Infrastructure
 Lessons -> modules (what each notebook imports; every lesson's set-up cell also imports
 :mod:`tlcourse.infra.cloud`; ``tests/test_package_map.py`` keeps this list and the README's true)
 
-- 00_concepts: backbones, config, errors, features, guide, images, labs.concepts, plots, probes,
-  training, transforms, widgets
-- 01_feature_extraction: backbones, config, errors, features, images, labs.feature_extraction,
-  plots, probes, threads, training, transforms, widgets
-- 02_fine_tuning: backbones, config, errors, finetune, images, plots, training, transforms, widgets
-- 03_how_much_to_train: backbones, config, errors, features, finetune, gradcam,
+- 00_concepts: backbones, config, errors, exercises, features, guide, images, labs.concepts, plots,
+  probes, training, transforms, widgets
+- 01_feature_extraction: backbones, config, errors, exercises, features, images,
+  labs.feature_extraction, plots, probes, threads, training, transforms, widgets
+- 02_fine_tuning: backbones, config, errors, exercises, finetune, images, plots, training,
+  transforms, widgets
+- 03_how_much_to_train: backbones, config, errors, exercises, features, finetune, gradcam,
   labs.how_much_to_train, plots, training, transforms, widgets
-- 04_text_classification: config, errors, features, labs.text_classification, plots, probes,
+- 04_text_classification: config, errors, exercises, features, labs.text_classification, plots,
+  probes, training, widgets
+- 05_data_augmentation: backbones, config, errors, exercises, images, labs.data_augmentation, plots,
   training, widgets
-- 05_data_augmentation: backbones, config, errors, images, labs.data_augmentation, plots, training,
+- 06_domain_adaptation: config, digits, errors, exercises, labs.domain_adaptation, plots, training,
   widgets
-- 06_domain_adaptation: config, digits, errors, labs.domain_adaptation, plots, training, widgets
-- 07_choosing_a_strategy: backbones, config, errors, features, guide, images,
+- 07_choosing_a_strategy: backbones, config, errors, exercises, features, guide, images,
   labs.choosing_a_strategy, plots, training, widgets
-- 08_your_own_data: backbones, config, errors, guide, images, labs.your_own_data, plots, training,
-  widgets
+- 08_your_own_data: backbones, config, errors, exercises, guide, images, labs.your_own_data, plots,
+  training, widgets
 """
 __version__ = "0.1.0"

@@ -7,7 +7,7 @@ A lesson's exercise cell ends with ``exercises.check("NN.k", answer)``: ✔ and 
 - :mod:`tlcourse.exercises.concepts`            00.5 freeze all but the last block
 - :mod:`tlcourse.exercises.feature_extraction`  01.5 an MLP head with early stopping
 - :mod:`tlcourse.exercises.fine_tuning`         02.3 resume training from a checkpoint
-- :mod:`tlcourse.exercises.how_much_to_train`   03.3 train only the last block
+- :mod:`tlcourse.exercises.how_much_to_train`   03.3 an optimizer for the last block only
 - :mod:`tlcourse.exercises.text_classification` 04.5 the [CLS] vector, 04.6 the collate function
 - :mod:`tlcourse.exercises.data_augmentation`   05.5 MixUp by hand
 - :mod:`tlcourse.exercises.domain_adaptation`   06.5 AdaBN
