@@ -73,3 +73,14 @@ def answer(key: str, kind: Literal["stub", "solution"]) -> Any:
     exec(compile(lesson_imports(lesson), f"<lesson {lesson} imports>", "exec"), namespace)
     exec(compile("\n\n".join(defs), f"<lesson {lesson} {kind} of {key}>", "exec"), namespace)
     return namespace[entry["name"]]
+
+
+def assert_mistakes_fail(key: str, cases: dict, prefix: str = "") -> None:
+    """Each wrong answer in ``cases`` (answer -> words its message must contain) fails exercise
+    ``key``'s check with those words (and, if given, a message that starts with ``prefix``)."""
+    from tlcourse.exercises.grading import grade
+
+    for wrong, expected in cases.items():
+        verdict = grade(key, wrong)
+        assert verdict.status == "failed", (wrong.__name__, str(verdict))
+        assert expected in verdict.message and verdict.message.startswith(prefix), (wrong.__name__, verdict.message)

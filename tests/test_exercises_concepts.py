@@ -1,7 +1,7 @@
 """Lesson 00's graded exercise: typical mistakes fail with the message a learner needs."""
 from __future__ import annotations
 
-from tlcourse.exercises.grading import grade
+from notebook_answers import assert_mistakes_fail
 
 
 def _only_unfreezes(net, spec):  # forgot to freeze everything first
@@ -39,6 +39,4 @@ def test_mistakes_fail_with_the_first_difference():
                       "AttributeError",
         _counts_everything: "you returned 11177538; the network now has 8,394,754 trainable parameters",
     }
-    for answer, expected in cases.items():
-        verdict = grade("00.5", answer)
-        assert verdict.status == "failed" and expected in verdict.message, (answer.__name__, verdict.message)
+    assert_mistakes_fail("00.5", cases)

@@ -6,6 +6,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from notebook_answers import assert_mistakes_fail
 from tlcourse.exercises.grading import grade
 
 
@@ -100,7 +101,5 @@ def test_mistakes_fail_with_the_first_difference():
         _larger_share_first: "Beta(0.2, 0.2) has mean 0.50",
         _weights_do_not_add_up: "the two weights should add up to 1",
     }
-    for answer, expected in cases.items():
-        verdict = grade("05.5", answer)
-        assert verdict.status == "failed" and expected in verdict.message, (answer.__name__, verdict.message)
+    assert_mistakes_fail("05.5", cases)
     assert "the labels are not blended" in grade("05.5", _labels_not_blended).message

@@ -7,6 +7,7 @@ import copy
 import torch
 from torch import nn
 
+from notebook_answers import assert_mistakes_fail
 from tlcourse.exercises.grading import grade
 
 BN = (nn.BatchNorm1d, nn.BatchNorm2d)
@@ -99,7 +100,5 @@ def test_mistakes_fail_with_the_first_difference():
         _entropy_steps: "feature.0.weight changed: AdaBN changes no weight",
         _eval_mode_pass: "these are freshly reset statistics (mean 0, variance 1)",
     }
-    for answer, expected in cases.items():
-        verdict = grade("06.5", answer)
-        assert verdict.status == "failed" and expected in verdict.message, (answer.__name__, verdict.message)
+    assert_mistakes_fail("06.5", cases)
     assert "model.train() switches dropout on too" in grade("06.5", _whole_model_in_train_mode).message

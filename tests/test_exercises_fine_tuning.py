@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import torch
 
+from notebook_answers import assert_mistakes_fail
 from tlcourse.exercises.grading import grade
 
 
@@ -89,10 +90,7 @@ def test_mistakes_fail_with_the_first_difference():
         _new_objects: "the model's state was not restored",
         _other_keys: "your code raised KeyError: 'model_state_dict'",
     }
-    for answer, expected in cases.items():
-        verdict = grade("02.3", answer)
-        assert verdict.status == "failed" and verdict.message.startswith(PREFIX), (answer.__name__, verdict.message)
-        assert expected in verdict.message, (answer.__name__, verdict.message)
+    assert_mistakes_fail("02.3", cases, PREFIX)
     keys = grade("02.3", _other_keys).message
     assert keys.endswith("the file holds one dict with the keys 'model', 'optimizer', 'scheduler'"), keys
 

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from torch import optim
 
-from tlcourse.exercises.grading import grade
+from notebook_answers import assert_mistakes_fail
 
 
 def _keep(spec):
@@ -67,6 +67,4 @@ def test_mistakes_fail_with_the_first_difference():
         _resnet_only: "on a random EfficientNet-Lite0 with everything frozen before your call (lr=0.005, "
                       "momentum=0.8): your code raised AttributeError",
     }
-    for answer, expected in cases.items():
-        verdict = grade("03.3", answer)
-        assert verdict.status == "failed" and expected in verdict.message, (answer.__name__, verdict.message)
+    assert_mistakes_fail("03.3", cases)

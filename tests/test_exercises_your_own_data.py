@@ -4,6 +4,7 @@ from __future__ import annotations
 import torch
 from PIL import Image, ImageOps
 
+from notebook_answers import assert_mistakes_fail
 from tlcourse.exercises.grading import grade
 
 
@@ -90,9 +91,7 @@ def test_mistakes_fail_with_the_first_difference():
         _drops_the_last_batch: PLAIN + "the model saw 8 images for 10 files (batch sizes [8])",
         _class_and_probability: PLAIN + "you returned a list; return one tensor of probabilities",
     }
-    for answer, expected in cases.items():
-        verdict = grade("08.3", answer)
-        assert verdict.status == "failed" and expected in verdict.message, (answer.__name__, verdict.message)
+    assert_mistakes_fail("08.3", cases)
     not_rgb = grade("08.3", _not_rgb).message
     assert not_rgb.endswith('.convert("RGB") gives every image the 3 the model takes'), not_rgb
 
